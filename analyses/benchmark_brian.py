@@ -1,0 +1,71 @@
+"""Time per training sample: the Brian2 engine against plain batched numpy.
+
+Both integrate the same 784-500-10 EP network (DESIGN.md; 20 free + 4 nudged
+projected Euler steps, random-sign β = 0.5) on the embedded MNIST digits, at
+batch sizes 1, 16 and 64, in one run on this machine.  The Brian2 build (code
+generation and compilation) happens once per schedule length and is reported
+separately; per-sample times are whole-epoch times divided by the samples.
+
+Usage::
+
+    python analyses/benchmark_brian.py [--samples 4000] [--batches 1 16 64]
+                                       [--target cpp_standalone]
+
+To compare with numpy at full speed, unset OPENBLAS_CORETYPE and
+OPENBLAS_L2_SIZE for this command (they pin an older BLAS kernel here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from cortex_ep import data, energy
+from cortex_ep.brian.engine import TARGETS, BrianEngine, make_schedule
+from cortex_ep.estimators import Estimator
+from cortex_ep.models import load as load_model
+from cortex_ep.reference import ReferenceEngine, Relaxation
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=4000)
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--target", choices=TARGETS, default="cpp_standalone")
+    args = parser.parse_args(argv)
+
+    digits = data.load(train_size=args.samples)
+    net = load_model("two_layer").network()
+    est, rel = Estimator("random-sign", 0.5), Relaxation(20, 4)
+    rng = np.random.default_rng(0)
+    x = digits.x_train[rng.permutation(len(digits.y_train))]
+    d = data.one_hot(digits.y_train, 10)
+    signs = est.signs(len(x), rng)
+    W, b = energy.init_params(net, 0)
+
+    brian = BrianEngine(net, est, rel, target=args.target)
+    numpy_engine = ReferenceEngine(net, est, rel)
+    start = time.perf_counter()
+    brian.run(make_schedule(x[:len(x)], d, est, batch_size=args.batches[0], signs=signs),
+              W, b)
+    build = time.perf_counter() - start
+    print(f"784-500-10, {len(x)} samples, 20 free + 4 nudged steps, Brian2 target "
+          f"{args.target} (first run incl. build: {build:.1f} s)")
+    print(f"{'batch':>6} {'brian ms/sample':>16} {'numpy ms/sample':>16} "
+          f"{'brian/numpy':>12}")
+    for batch in args.batches:
+        schedule = make_schedule(x, d, est, batch_size=batch, signs=signs)
+        start = time.perf_counter()
+        brian.run(schedule, W, b)
+        t_brian = (time.perf_counter() - start) / len(x) * 1e3
+        start = time.perf_counter()
+        numpy_engine.epoch(W, b, x, d, signs, batch, x[:0])
+        t_numpy = (time.perf_counter() - start) / len(x) * 1e3
+        print(f"{batch:>6} {t_brian:>16.3f} {t_numpy:>16.3f} {t_brian / t_numpy:>12.2f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()

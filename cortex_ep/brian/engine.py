@@ -1,0 +1,340 @@
+"""The Brian2 engine: EP training and recording inside one Brian2 run.
+
+A :class:`BrianEngine` turns a :class:`~cortex_ep.spec.Network` into Brian2
+NeuronGroups (one per population) and Synapses (one per projection) whose
+equations and synapse code come from :mod:`cortex_ep.brian.equations`.  A
+*schedule* of samples — images, targets, the sign of β, whether and when to
+learn — runs inside a single ``Network.run``: minibatches accumulate the local
+update in the synapses and apply it at the batch's last sample.
+
+Code-generation targets: ``cpp_standalone`` (default, fastest here),
+``cython`` and ``numpy``.  In standalone mode the binary is built once per
+schedule length and re-run with new data and weights through ``run_args``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..estimators import Estimator
+from ..reference import Relaxation
+from ..spec import Network
+from . import equations as eq
+
+TARGETS = ("cpp_standalone", "cython", "numpy")
+DEFAULT_TARGET = "cpp_standalone"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Per-sample tables driving one Brian2 run (``n`` samples in order).
+
+    Attributes
+    ----------
+    pixels : (n, N_in) array in [0, 1]
+    targets : (n, N_out) one-hot array
+    nudge_sign : (n,) array of ±1, sign of β in the first nudged phase
+    ep_factor : (n,) array, the estimator's factor (0 = do not learn)
+    apply_scale : (n,) array, ``1 / batch size`` at a batch's last sample, else 0
+    """
+
+    pixels: np.ndarray
+    targets: np.ndarray
+    nudge_sign: np.ndarray
+    ep_factor: np.ndarray
+    apply_scale: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return len(self.pixels)
+
+
+def make_schedule(x, d, estimator: Estimator, rng=None, batch_size: int = 1,
+                  learn: bool = True, signs=None) -> Schedule:
+    """Schedule for samples ``x`` (n, N_in) with targets ``d`` (n, N_out).
+
+    With ``learn`` the samples are consecutive minibatches of ``batch_size``
+    (the last one may be smaller); otherwise they are only simulated.
+    """
+    n = len(x)
+    if signs is None:
+        signs = estimator.signs(n, rng if rng is not None else np.random.default_rng(0))
+    factor = estimator.factors(signs) if learn else np.zeros(n)
+    scale = np.zeros(n)
+    if learn:
+        ends = np.minimum(np.arange(batch_size, n + batch_size, batch_size), n)
+        starts = ends - np.diff(np.concatenate([[0], ends]))
+        scale[ends - 1] = 1.0 / (ends - starts)
+    return Schedule(np.ascontiguousarray(x, float), np.ascontiguousarray(d, float),
+                    np.ascontiguousarray(signs, float),
+                    factor, scale)
+
+
+def concat(*schedules: Schedule) -> Schedule:
+    return Schedule(*(np.concatenate([getattr(s, f) for s in schedules])
+                      for f in ("pixels", "targets", "nudge_sign", "ep_factor",
+                                "apply_scale")))
+
+
+@dataclass
+class RunResult:
+    """What one engine run returns.
+
+    Attributes
+    ----------
+    free_output : (n, N_out) array, output state at the end of each free phase
+    W, b : the weights and biases after the run
+    states : dict population -> (n, steps_per_sample, N) array of ``s`` after
+        every Euler step, only when recorded
+    """
+
+    free_output: np.ndarray
+    W: dict
+    b: dict
+    states: dict | None = None
+
+
+class BrianEngine:
+    """EP in Brian2 for one network, estimator and relaxation.
+
+    Parameters
+    ----------
+    net : Network
+    estimator : Estimator
+    relaxation : Relaxation
+    target : {"cpp_standalone", "cython", "numpy"}
+    build_root : path, optional
+        Where standalone projects are built (default ``~/.cache/cortex_ep/brian``).
+    seed : int
+        Seed of Brian2's random numbers (noise).
+    """
+
+    def __init__(self, net: Network, estimator: Estimator, relaxation: Relaxation,
+                 target: str = DEFAULT_TARGET, build_root=None, seed: int = 0):
+        if target not in TARGETS:
+            raise ValueError(f"unknown Brian2 target {target!r}; choose one of "
+                             f"{', '.join(TARGETS)}")
+        self.net, self.estimator, self.relaxation = net, estimator, relaxation
+        self.target, self.seed = target, seed
+        self.build_root = Path(build_root or Path.home() / ".cache" / "cortex_ep" / "brian")
+        self._built = None  # (key, objects) of the standalone project in use
+
+    @property
+    def steps_per_sample(self) -> int:
+        r = self.relaxation
+        n_nudged = 2 if self.estimator.name == "symmetric" else 1
+        return r.free_steps + n_nudged * r.nudged_steps
+
+    # --------------------------------------------------------- engine protocol
+    def epoch(self, W, b, x_train, d_train, signs, batch_size, x_test):
+        """Train on the samples in the given order, then evaluate ``x_test``.
+
+        Both happen in one Brian2 run: the held-out samples follow the
+        training samples with learning switched off.
+
+        Returns
+        -------
+        W, b : updated parameters
+        train_output : (n_train, N_out) free-phase outputs seen while learning
+        test_output : (n_test, N_out) free-phase outputs after the epoch
+        """
+        n_out = self.net.output.size
+        schedule = concat(
+            make_schedule(x_train, d_train, self.estimator, batch_size=batch_size,
+                          signs=signs),
+            make_schedule(x_test, np.zeros((len(x_test), n_out)), self.estimator,
+                          learn=False, signs=np.ones(len(x_test))))
+        res = self.run(schedule, W, b)
+        n = len(x_train)
+        return res.W, res.b, res.free_output[:n], res.free_output[n:]
+
+    def record(self, W, b, x, d, signs):
+        """States after every Euler step of every phase, without learning.
+
+        Returns a dict population -> (n, steps_per_sample, N) array.
+        """
+        schedule = make_schedule(x, d, self.estimator, learn=False, signs=signs)
+        return self.run(schedule, W, b, record=True).states
+
+    # ------------------------------------------------------------------ run
+    def run(self, schedule: Schedule, W: dict, b: dict, record: bool = False) -> RunResult:
+        """Simulate (and learn from) every sample of ``schedule`` in one Brian2 run."""
+        if self.target == "cpp_standalone":
+            return self._run_standalone(schedule, W, b, record)
+        return self._run_runtime(schedule, W, b, record)
+
+    def _run_runtime(self, schedule, W, b, record):
+        import brian2
+        from brian2.devices.device import reset_device
+
+        reset_device("runtime")
+        brian2.prefs.codegen.target = self.target
+        objs = self._build(schedule, W, b, record)
+        objs["network"].run(schedule.n * self.steps_per_sample * objs["dt"],
+                            namespace=objs["namespace"])
+        return self._collect(objs, schedule.n)
+
+    def _run_standalone(self, schedule, W, b, record):
+        from brian2 import device
+
+        key = (schedule.n, record)
+        directory = self.build_root / self._project_hash(schedule.n, record)
+        with _locked(directory):
+            if self._built is None or self._built[0] != key or _ACTIVE[0] is not self:
+                _activate_standalone(directory, self)
+                objs = self._build(schedule, W, b, record)
+                objs["network"].run(schedule.n * self.steps_per_sample * objs["dt"],
+                                    namespace=objs["namespace"])
+                device.build(directory=str(directory), compile=True, run=False,
+                             clean=False)
+                self._built = (key, objs)
+            objs = self._built[1]
+            run_args = {objs["tables"][name]: np.ascontiguousarray(getattr(schedule, name), float)
+                        for name in objs["tables"]}
+            for proj in self.net.projections:
+                run_args[objs["synapses"][proj.name].w] = np.asarray(W[proj.name], float).ravel()
+            for pop in self.net.dynamic:
+                run_args[objs["groups"][pop.name].b] = np.asarray(b[pop.name], float)
+            device.run(run_args=run_args)
+            try:
+                return self._collect(objs, schedule.n)
+            finally:
+                device.delete(code=False, data=False, directory=False, run_args=True,
+                              force=True)
+
+    def _project_hash(self, n: int, record: bool) -> str:
+        text = repr((self.net, self.estimator.name, self.relaxation, n, record,
+                     self.seed, eq.__doc__))
+        return f"ep_{self.net.describe()}_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+
+    # ---------------------------------------------------------------- build
+    def _build(self, schedule: Schedule, W: dict, b: dict, record: bool) -> dict:
+        import brian2 as b2
+
+        net, rel, est = self.net, self.relaxation, self.estimator
+        symmetric = est.name == "symmetric"
+        dt = net.dt * b2.ms
+        sample_dt = self.steps_per_sample * dt
+        clock = b2.Clock(dt=dt, name="ep_clock")
+        b2.seed(self.seed)
+        tables = {
+            "pixels": b2.TimedArray(schedule.pixels, dt=sample_dt, name="pixels"),
+            "targets": b2.TimedArray(schedule.targets, dt=sample_dt, name="targets"),
+            "nudge_sign": b2.TimedArray(schedule.nudge_sign, dt=sample_dt, name="nudge_sign"),
+            "ep_factor": b2.TimedArray(schedule.ep_factor, dt=sample_dt, name="ep_factor"),
+            "apply_scale": b2.TimedArray(schedule.apply_scale, dt=sample_dt,
+                                         name="apply_scale"),
+        }
+        namespace = dict(tables)
+        namespace.update(
+            tau=net.tau * b2.ms, sigma=rel.noise, beta=abs(est.beta) * np.sign(est.beta),
+            steps_per_sample=self.steps_per_sample, T_free=rel.free_steps,
+            T_nudge=rel.nudged_steps)
+        for proj in net.projections:
+            namespace[f"lr_{proj.name}"] = proj.lr
+        for pop in net.dynamic:
+            namespace[f"lr_bias_{pop.name}"] = net.bias_lr(pop.name)
+
+        groups = {}
+        inp = net.input
+        groups[inp.name] = b2.NeuronGroup(
+            inp.size, eq.input_equations(rel.activation), events=eq.input_events(),
+            clock=clock, name=inp.name, namespace=namespace)
+        # the input current of the new sample must exist before its first step
+        groups[inp.name].set_event_schedule("present", when="start", order=1)
+        for event in ("learn", "apply"):
+            groups[inp.name].set_event_schedule(event, when="thresholds")
+        for pop in net.dynamic:
+            group = b2.NeuronGroup(
+                pop.size, eq.population_equations(net, pop, rel.activation, rel.noise > 0),
+                method=eq.projected_euler, events=eq.population_events(symmetric),
+                clock=clock, name=pop.name, namespace=namespace)
+            slots = {"free_end": "after_thresholds", "pos_end": "after_thresholds",
+                     "neg_end": "after_thresholds", "learn": "synapses",
+                     "apply": "after_synapses", "finish": "resets"}
+            for event, code in eq.population_event_code(net, pop, symmetric).items():
+                # conditions are checked before any event code runs
+                group.set_event_schedule(event, when="thresholds")
+                group.run_on_event(event, code, when=slots[event])
+            group.b = b[pop.name]
+            groups[pop.name] = group
+        synapses = {}
+        for proj in net.projections:
+            code = eq.synapse_event_code(net, proj)
+            syn = b2.Synapses(groups[proj.pre], groups[proj.post],
+                              model=eq.synapse_model(net, proj), on_pre=code,
+                              on_event={e: e for e in code}, clock=clock,
+                              name=f"syn_{proj.name}", namespace=namespace)
+            syn.connect()
+            for pathway in syn._pathways:
+                if pathway.event == "present":
+                    pathway.when, pathway.order = "start", 2
+                elif pathway.event == "apply":
+                    pathway.when = "after_synapses"
+            syn.w = np.asarray(W[proj.name], float).ravel()
+            synapses[proj.name] = syn
+        out = net.output
+        monitor = b2.EventMonitor(groups[out.name], "free_end", variables=["s"],
+                                  name="free_output_monitor")
+        objects = [*groups.values(), *synapses.values(), monitor]
+        state_monitors = {}
+        if record:
+            for pop in net.dynamic:
+                state_monitors[pop.name] = b2.StateMonitor(
+                    groups[pop.name], "s", record=True, when="after_groups", order=10,
+                    name=f"trace_{pop.name}")
+            objects += list(state_monitors.values())
+        network = b2.Network(*objects, name="ep_network")
+        return {"network": network, "groups": groups, "synapses": synapses,
+                "monitor": monitor, "state_monitors": state_monitors, "tables": tables,
+                "namespace": namespace, "dt": dt}
+
+    def _collect(self, objs: dict, n: int) -> RunResult:
+        net = self.net
+        mon = objs["monitor"]
+        free = np.full((n, net.output.size), np.nan)
+        steps = np.round(np.asarray(mon.t / objs["dt"])).astype(np.int64)
+        free[steps // self.steps_per_sample, np.asarray(mon.i)] = np.asarray(mon.s)
+        W = {p.name: np.array(objs["synapses"][p.name].w[:]).reshape(
+            net[p.pre].size, net[p.post].size) for p in net.projections}
+        b = {p.name: np.array(objs["groups"][p.name].b[:]) for p in net.dynamic}
+        states = None
+        if objs["state_monitors"]:
+            states = {name: np.asarray(m.s).T.reshape(n, self.steps_per_sample, -1)
+                      for name, m in objs["state_monitors"].items()}
+        return RunResult(free, W, b, states)
+
+
+# ------------------------------------------------------------ standalone device
+_ACTIVE = [None]
+
+
+def _activate_standalone(directory: Path, owner) -> None:
+    """Make a fresh cpp_standalone project the active Brian2 device."""
+    import brian2
+    from brian2 import device, set_device
+
+    if _ACTIVE[0] is not None:
+        device.reinit()
+    set_device("cpp_standalone", directory=str(directory), build_on_run=False)
+    brian2.prefs.devices.cpp_standalone.openmp_threads = 0
+    _ACTIVE[0] = owner
+
+
+@contextmanager
+def _locked(directory: Path):
+    """Serialise builds and runs of one standalone project across processes."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

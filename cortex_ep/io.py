@@ -1,0 +1,77 @@
+"""Atomic file output: a reader sees the previous good file or the new one, never half."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import xarray as xr
+
+NETCDF_ENGINE = "netcdf4"
+
+
+@contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside ``path``; rename it to ``path`` on success.
+
+    On an exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_dataset(ds: xr.Dataset, path) -> Path:
+    """Write ``ds`` to netCDF at ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
+    return Path(path)
+
+
+def read_dataset(path) -> xr.Dataset:
+    """Read a netCDF file written by :func:`write_dataset` fully into memory.
+
+    Times stay plain numbers in ms (``attrs["units"]``), not timedeltas.
+    """
+    with xr.open_dataset(path, engine=NETCDF_ENGINE, decode_timedelta=False) as ds:
+        return ds.load()
+
+
+def check_writable_dir(path) -> Path:
+    """Raise ``ValueError`` unless ``path`` is, or can be created as, a writable directory.
+
+    Creates nothing: the nearest existing ancestor is probed with a temporary file.
+    """
+    path = Path(path).expanduser().resolve()
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--out {path} exists and is not a directory; choose a new "
+                         "directory name")
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise ValueError(f"--out {path} cannot be created: {probe} is a file; choose a "
+                         "directory path")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=probe)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as err:
+        raise ValueError(f"--out {path} cannot be written ({err.strerror} in {probe}); "
+                         "choose a directory you can write to") from None
+    return path

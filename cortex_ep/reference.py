@@ -1,0 +1,154 @@
+"""Plain batched numpy implementation of EP training (the reference engine).
+
+It integrates exactly the equations of :mod:`cortex_ep.energy` and applies the
+estimators of :mod:`cortex_ep.estimators`.  The Brian2 engine is checked
+against it and the benchmark compares their speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import energy
+from .estimators import Estimator, ep_update
+from .spec import Network
+
+
+@dataclass(frozen=True)
+class Relaxation:
+    """How the phases are integrated.
+
+    Parameters
+    ----------
+    free_steps, nudged_steps : int
+        Euler steps of ``dt`` in the free and in each nudged phase.
+    noise : float
+        σ of the Wiener term (dimensionless, DESIGN.md).
+    activation : str
+        Name of ρ (see :data:`cortex_ep.energy.ACTIVATIONS`).
+    """
+
+    free_steps: int = 20
+    nudged_steps: int = 4
+    noise: float = 0.0
+    activation: str = "hard_sigmoid"
+
+    def __post_init__(self):
+        for name in ("free_steps", "nudged_steps"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} = {v!r}: need a whole number of Euler steps >= 1")
+        if not np.isfinite(self.noise) or self.noise < 0:
+            raise ValueError(f"noise = {self.noise!r}: σ must be finite and >= 0")
+        energy.get_activation(self.activation)
+
+
+def zero_state(net: Network, x: np.ndarray) -> dict:
+    """State with the input clamped to ``x`` (batch, N_in) and all else at 0."""
+    s = {pop.name: np.zeros((x.shape[0], pop.size), dtype=x.dtype) for pop in net.dynamic}
+    s[net.input.name] = x
+    return s
+
+
+def relax(net, s, W, b, steps, target=None, beta=0.0, relaxation=Relaxation(), rng=None):
+    """Integrate ``steps`` projected Euler steps from state ``s``; returns the new state."""
+    for _ in range(steps):
+        s = energy.euler_step(net, s, W, b, target, beta, relaxation.activation,
+                              relaxation.noise, rng)
+    return s
+
+
+def ep_phases(net, x, target, W, b, estimator: Estimator, relaxation: Relaxation,
+              signs=None, rng=None):
+    """Run the phases of one batch.
+
+    Returns
+    -------
+    states : dict phase -> state dict at the end of that phase
+    signs : (batch,) array of the first nudged phase's β sign
+    """
+    if signs is None:
+        signs = estimator.signs(x.shape[0], rng if rng is not None else np.random.default_rng())
+    s0 = relax(net, zero_state(net, x), W, b, relaxation.free_steps, relaxation=relaxation,
+               rng=rng)
+    states = {"free": s0}
+    beta = estimator.beta * np.asarray(signs, dtype=float)
+    states["nudged"] = relax(net, s0, W, b, relaxation.nudged_steps, target, beta,
+                             relaxation, rng)
+    if estimator.name == "symmetric":
+        states["nudged_neg"] = relax(net, s0, W, b, relaxation.nudged_steps, target, -beta,
+                                     relaxation, rng)
+    return states, signs
+
+
+def ep_gradient(net, states, signs, estimator: Estimator, activation="hard_sigmoid"):
+    """The estimator's descent direction from the phase states of :func:`ep_phases`."""
+    act = energy.get_activation(activation)
+    a = states["nudged"]
+    b_ = states["nudged_neg"] if estimator.name == "symmetric" else states["free"]
+    rates_a = {k: act.rho(v) for k, v in a.items()}
+    rates_b = {k: act.rho(v) for k, v in b_.items()}
+    return ep_update(net, rates_a, rates_b, estimator.factors(signs))
+
+
+def train_batch(net, x, target, W, b, estimator, relaxation, signs=None, rng=None):
+    """One EP step on a batch: updates ``W`` and ``b`` in place.
+
+    Returns the free-phase output state (batch, N_out).
+    """
+    states, signs = ep_phases(net, x, target, W, b, estimator, relaxation, signs, rng)
+    dW, db = ep_gradient(net, states, signs, estimator, relaxation.activation)
+    for proj in net.projections:
+        W[proj.name] += proj.lr * dW[proj.name]
+    for pop in net.dynamic:
+        b[pop.name] += net.bias_lr(pop.name) * db[pop.name]
+    return states["free"][net.output.name]
+
+
+def predict(net, x, W, b, relaxation: Relaxation, rng=None):
+    """Free-phase output state for inputs ``x`` (batch, N_in) -> (batch, N_out)."""
+    return relax(net, zero_state(net, x), W, b, relaxation.free_steps,
+                 relaxation=relaxation, rng=rng)[net.output.name]
+
+
+class ReferenceEngine:
+    """The numpy reference behind the same protocol as the Brian2 engine."""
+
+    def __init__(self, net: Network, estimator: Estimator, relaxation: Relaxation,
+                 seed: int = 0):
+        self.net, self.estimator, self.relaxation = net, estimator, relaxation
+        self.rng = np.random.default_rng(seed)
+
+    def epoch(self, W, b, x_train, d_train, signs, batch_size, x_test):
+        W = {k: v.copy() for k, v in W.items()}
+        b = {k: v.copy() for k, v in b.items()}
+        rng = self.rng if self.relaxation.noise else None
+        train_out = np.concatenate([
+            train_batch(self.net, x_train[i:i + batch_size], d_train[i:i + batch_size], W,
+                        b, self.estimator, self.relaxation, signs[i:i + batch_size], rng)
+            for i in range(0, len(x_train), batch_size)])
+        test_out = predict(self.net, x_test, W, b, self.relaxation, rng)
+        return W, b, train_out, test_out
+
+    def record(self, W, b, x, d, signs):
+        """States after every Euler step, phases back to back: population -> (n, S, N)."""
+        rng = self.rng if self.relaxation.noise else None
+        rel, net = self.relaxation, self.net
+        beta = self.estimator.beta * np.asarray(signs, float)
+        out = {pop.name: [] for pop in net.dynamic}
+
+        def run(s, steps, target=None, beta_=0.0):
+            for _ in range(steps):
+                s = energy.euler_step(net, s, W, b, target, beta_, rel.activation, rel.noise,
+                                      rng)
+                for name in out:
+                    out[name].append(s[name])
+            return s
+
+        s0 = run(zero_state(net, x), rel.free_steps)
+        run(s0, rel.nudged_steps, d, beta)
+        if self.estimator.name == "symmetric":
+            run(s0, rel.nudged_steps, d, -beta)
+        return {name: np.stack(v, axis=1) for name, v in out.items()}

@@ -1,0 +1,98 @@
+"""Recorded state traces as xarray Datasets in DESIGN.md's vocabulary.
+
+Dimensions ``sample``, ``phase`` (``free``, ``nudged``, ``nudged_neg``),
+``time`` (ms since the start of the phase) and ``unit``; coordinates on
+``unit``: ``layer`` (population name), ``column`` and ``index`` (within the
+population).  Units live in ``.attrs["units"]``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .energy import get_activation
+from .spec import Network
+
+
+def unit_coords(net: Network, populations=None) -> dict:
+    """``layer``, ``column`` and ``index`` coordinates for the ``unit`` dimension."""
+    pops = [net[name] for name in populations] if populations else list(net.dynamic)
+    return {
+        "layer": ("unit", np.concatenate([[p.name] * p.size for p in pops]).astype(str)),
+        "column": ("unit", np.concatenate([p.column_of_units() for p in pops])
+                   .astype(np.int64)),
+        "index": ("unit", np.concatenate([np.arange(p.size) for p in pops])),
+    }
+
+
+def phase_traces(states: dict, net: Network, free_steps: int, nudged_steps: int,
+                 phases) -> np.ndarray:
+    """Split per-step states into phases.
+
+    Parameters
+    ----------
+    states : dict population -> (n, steps_per_sample, N) array
+        ``s`` after every Euler step of each sample, phases back to back.
+    phases : sequence of str
+        Phases in the order they were simulated.
+
+    Returns
+    -------
+    (n, n_phases, free_steps + 1, N_total) array
+        Each phase starts with its initial state (0 for ``free``, the free
+        fixed point for the nudged phases); entries past a phase's end are NaN.
+    """
+    n_time = max(free_steps, nudged_steps) + 1
+    blocks = []
+    for pop in net.dynamic:
+        s = states[pop.name]
+        n = s.shape[0]
+        out = np.full((n, len(phases), n_time, pop.size), np.nan)
+        out[:, 0, 0] = 0.0
+        out[:, 0, 1:free_steps + 1] = s[:, :free_steps]
+        s0 = s[:, free_steps - 1]
+        for p in range(1, len(phases)):
+            start = free_steps + (p - 1) * nudged_steps
+            out[:, p, 0] = s0
+            out[:, p, 1:nudged_steps + 1] = s[:, start:start + nudged_steps]
+        blocks.append(out)
+    return np.concatenate(blocks, axis=-1)
+
+
+def traces_dataset(net: Network, trace: np.ndarray, phases, images, labels,
+                   activation: str = "hard_sigmoid", sample_ids=None,
+                   attrs: dict | None = None) -> xr.Dataset:
+    """Assemble a traces Dataset.
+
+    Parameters
+    ----------
+    trace : (n, n_phases, n_time, N_total) array from :func:`phase_traces`
+    images : (n, N_in) array, the clamped inputs
+    labels : (n,) int array
+    sample_ids : (n,) int array, index of each sample in the held-out set
+    """
+    n, _, n_time, _ = trace.shape
+    rates = get_activation(activation).rho(trace)
+    ds = xr.Dataset(
+        {
+            "s": (("sample", "phase", "time", "unit"), trace,
+                  {"units": "1", "long_name": "neuron state s"}),
+            "rate": (("sample", "phase", "time", "unit"), np.where(np.isnan(trace), np.nan,
+                                                                  rates),
+                     {"units": "1", "long_name": f"firing rate {activation}(s)"}),
+            "image": (("sample", "pixel"), np.asarray(images, float),
+                      {"units": "1", "long_name": "clamped input x"}),
+            "label": ("sample", np.asarray(labels, np.int64)),
+        },
+        coords={
+            "sample": np.asarray(sample_ids if sample_ids is not None else np.arange(n),
+                                 np.int64),
+            "phase": np.asarray(list(phases), dtype=str),
+            "time": ("time", np.arange(n_time) * float(net.dt), {"units": "ms"}),
+            **unit_coords(net),
+        },
+        attrs={"units": "time in ms; s and rate dimensionless", "network": net.describe(),
+               "dt_ms": float(net.dt), "tau_ms": float(net.tau), **(attrs or {})},
+    )
+    return ds

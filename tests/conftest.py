@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from cortex_ep import data
+from cortex_ep.spec import layered
+
+
+@pytest.fixture
+def tiny_net():
+    """6 -> 5 -> 3 chain, small enough for exact comparisons."""
+    return layered([6, 5, 3], [0.1, 0.05], tau=10.0, dt=5.0, name="tiny")
+
+
+@pytest.fixture
+def tiny_batch():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (8, 6))
+    x[x < 0.3] = 0.0
+    y = rng.integers(0, 3, 8)
+    return x, data.one_hot(y, 3), y
+
+
+def make_idx_dir(path, n_train=40, n_test=20, seed=0, gz=False, pixels=16):
+    """Write a tiny MNIST-like IDX directory with every class present."""
+    rng = np.random.default_rng(seed)
+    suffix = ".gz" if gz else ""
+    side = int(np.sqrt(pixels))
+    for split, n in (("train", n_train), ("t10k", n_test)):
+        labels = np.arange(n) % 10
+        images = rng.integers(0, 256, (n, side, side))
+        # make each class's images distinct so a classifier can learn them
+        images[np.arange(n), labels % side, :] = 255
+        data.write_idx(path / f"{split}-images-idx3-ubyte{suffix}", images.astype(np.uint8))
+        data.write_idx(path / f"{split}-labels-idx1-ubyte{suffix}", labels.astype(np.uint8))
+    return path

@@ -1,0 +1,155 @@
+"""The ``cortex-ep`` command: bad input fails early and cleanly; runs write their files."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from cortex_ep import data, io
+from cortex_ep.cli import main
+from conftest import make_idx_dir
+
+TINY_MODEL = '''
+"""A 16-8-10 network for tests."""
+from cortex_ep.spec import layered
+
+TRAINING = {"epochs": 2, "batch_size": 5, "free_steps": 8, "nudged_steps": 3}
+
+
+def network(learning_rates=(0.2, 0.1)):
+    return layered([16, 8, 10], learning_rates, name="tiny16")
+'''
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    path = tmp_path / "tiny16.py"
+    path.write_text(TINY_MODEL)
+    return str(path)
+
+
+@pytest.fixture
+def idx_dir(tmp_path):
+    d = tmp_path / "mnist"
+    d.mkdir()
+    return make_idx_dir(d)
+
+
+def _fails(argv, capsys, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    return err
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--beta", "0"], "β must be a finite non-zero number"),
+    (["--beta", "nan"], "β must be a finite non-zero number"),
+    (["--model", "nope"], "unknown model 'nope'"),
+    (["--model", "missing.py"], "model file missing.py does not exist"),
+    (["--train-size", "-5"], "--train-size = -5"),
+    (["--test-size", "0"], "--test-size = 0"),
+    (["--epochs", "0"], "epochs = 0"),
+    (["--batch-size", "-1"], "batch_size = -1"),
+    (["--free-steps", "0"], "free_steps = 0"),
+    (["--noise", "-0.1"], "noise = -0.1"),
+    (["--lr", "0.1", "0.2", "0.3"], "3 learning rates for 2 projections"),
+    (["--record", "-1"], "--record -1"),
+    (["--data", "/nonexistent/mnist"], "does not exist"),
+])
+def test_bad_input_fails_before_any_output(tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    _fails(["train", "--out", str(out), *extra], capsys, message)
+    assert not out.exists()
+
+
+def test_beta_zero_names_beta(tmp_path, capsys):
+    out = tmp_path / "run"
+    err = _fails(["train", "--beta", "0", "--out", str(out)], capsys, "beta = 0")
+    assert "β" in err
+    assert not out.exists()
+
+
+def test_unwritable_out(tmp_path, capsys):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("x")
+    _fails(["train", "--out", str(blocker / "run")], capsys, "is a file")
+    _fails(["train", "--out", str(blocker)], capsys, "is not a directory")
+
+
+def test_corrupt_and_nan_data(tmp_path, idx_dir, tiny_model, capsys):
+    out = tmp_path / "run"
+    images = idx_dir / "train-images-idx3-ubyte"
+    good = images.read_bytes()
+    images.write_bytes(good[:-10])
+    _fails(["train", "--model", tiny_model, "--data", str(idx_dir), "--out", str(out)],
+           capsys, "truncated or corrupt")
+    nan_images = np.full((40, 4, 4), 0.5, dtype=np.float32)
+    nan_images[0, 0, 0] = np.nan
+    data.write_idx(images, nan_images)
+    _fails(["train", "--model", tiny_model, "--data", str(idx_dir), "--out", str(out)],
+           capsys, "NaN")
+    assert not out.exists()
+
+
+def test_record_larger_than_test_set(tmp_path, idx_dir, tiny_model, capsys):
+    out = tmp_path / "run"
+    _fails(["train", "--model", tiny_model, "--data", str(idx_dir), "--record", "21",
+            "--out", str(out)], capsys, "exceeds the 20 held-out digits")
+    assert not out.exists()
+
+
+def test_pixels_must_match_the_model(tmp_path, idx_dir, capsys):
+    out = tmp_path / "run"
+    _fails(["train", "--data", str(idx_dir), "--out", str(out)], capsys,
+           "16 pixels per image, but model 'two_layer' expects 784")
+
+
+def test_train_writes_history_weights_and_traces(tmp_path, idx_dir, tiny_model, capsys):
+    runs = {}
+    for engine in ("brian", "numpy"):
+        out = tmp_path / engine
+        code = main(["train", "--model", tiny_model, "--data", str(idx_dir), "--engine",
+                     engine, "--target", "numpy", "--record", "3", "--estimator",
+                     "symmetric", "--out", str(out), "--no-progress"])
+        assert code == 0
+        summary = capsys.readouterr().out
+        assert "held-out accuracy" in summary and "(20 digits)" in summary
+        runs[engine] = out
+    history = io.read_dataset(runs["brian"] / "history.nc")
+    assert set(history.data_vars) == {"train_loss", "train_accuracy", "test_loss",
+                                      "test_accuracy", "seconds"}
+    assert history.epoch.values.tolist() == [1, 2]
+    assert history.attrs["estimator"] == "symmetric"
+    assert history.attrs["batch_size"] == 5 and history.attrs["free_steps"] == 8
+    assert history.attrs["data"] == str(idx_dir)
+    other = io.read_dataset(runs["numpy"] / "history.nc")
+    # the two engines integrate the same equations: the same learning curve
+    for name in ("train_loss", "test_loss", "test_accuracy"):
+        np.testing.assert_allclose(history[name], other[name], rtol=1e-9)
+    weights = io.read_dataset(runs["brian"] / "weights.nc")
+    assert weights["W_x_h1"].shape == (16, 8) and weights["b_y"].shape == (10,)
+    traces = io.read_dataset(runs["brian"] / "traces.nc")
+    assert traces.s.dims == ("sample", "phase", "time", "unit")
+    assert traces.phase.values.tolist() == ["free", "nudged", "nudged_neg"]
+    assert traces.sizes["unit"] == 18 and traces.sizes["sample"] == 3
+    assert traces.time.attrs["units"] == "ms"
+    assert sorted(p.name for p in runs["brian"].iterdir()) == ["history.nc", "traces.nc",
+                                                               "weights.nc"]
+
+
+def test_embedded_default_data_through_the_console_script(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cortex_ep.cli", "train", "--train-size", "60",
+         "--test-size", "30", "--epochs", "1", "--target", "numpy", "--out", str(out),
+         "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "two_layer 784-500-10" in proc.stdout
+    history = io.read_dataset(out / "history.nc")
+    assert history.attrs["data"] == "embedded" and history.attrs["train_size"] == 60
+    assert 0.0 <= float(history.test_accuracy[0]) <= 1.0
