@@ -24,7 +24,7 @@ def _parser() -> argparse.ArgumentParser:
     from .brian.engine import DEFAULT_TARGET, TARGETS
     from .energy import ACTIVATIONS
     from .estimators import ESTIMATORS
-    from .train import ENGINES
+    from .train import BP_ACTIVATIONS, BP_LOSSES, ENGINES
 
     parser = argparse.ArgumentParser(prog="cortex-ep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"cortex-ep {__version__}")
@@ -53,15 +53,117 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--noise", type=float, default=0.0, help="neuronal noise σ")
     t.add_argument("--activation", choices=tuple(ACTIVATIONS), default="hard_sigmoid")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--engine", choices=ENGINES, default="brian")
+    t.add_argument("--engine", choices=ENGINES, default="brian",
+                   help="brian / torch: EP; numpy: EP reference; rbp: the same network "
+                        "trained with the exact gradient; backprop: feedforward baseline")
     t.add_argument("--target", choices=TARGETS, default=DEFAULT_TARGET,
                    help="Brian2 code-generation target")
+    t.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:N)")
+    t.add_argument("--dtype", choices=("float32", "float64"), default="float32",
+                   help="torch float type")
+    t.add_argument("--bp-activation", choices=BP_ACTIVATIONS, default="logistic",
+                   help="hidden activation of --engine backprop")
+    t.add_argument("--bp-loss", choices=BP_LOSSES, default="cross_entropy",
+                   help="loss of --engine backprop")
     t.add_argument("--out", type=Path, default=None,
                    help="output directory (default: runs/<model>-<time>)")
     t.add_argument("--record", type=int, default=0, metavar="N",
                    help="write free/nudged traces of N held-out digits to traces.nc")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    g = sub.add_parser("gradcheck", help="EP gradient estimates against the exact gradient",
+                       description="Compare EP's estimate with the exact gradient of C(s⁰) "
+                                   "(implicit differentiation) for a network and a batch.",
+                       formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g.add_argument("--model", default="two_layer", help="model for a fresh network")
+    g.add_argument("--run", type=Path, default=None,
+                   help="a training run's output directory: check its learned weights")
+    g.add_argument("--data", default=None, help="as for train; default: embedded digits")
+    g.add_argument("--batch", type=int, default=20, help="training digits in the batch")
+    g.add_argument("--beta", type=float, nargs="+", default=None,
+                   help="β values (default: 1e-5 … 1 log-spaced plus 0.001 … 0.009)")
+    g.add_argument("--estimator", nargs="+", choices=ESTIMATORS,
+                   default=["one-sided", "symmetric"])
+    g.add_argument("--noise", type=float, default=0.0, help="neuronal noise σ")
+    g.add_argument("--repeats", type=int, default=1, help="noise realisations / sign draws")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--activation", choices=tuple(ACTIVATIONS), default=None,
+                   help="ρ (default: the run's, else hard_sigmoid)")
+    g.add_argument("--precision", choices=("longdouble", "float64"), default="longdouble",
+                   help="arithmetic of the EP phases")
+    g.add_argument("--tol", type=float, default=None,
+                   help="relax each phase until max|ds/dt|·τ < tol")
+    g.add_argument("--out", type=Path, default=None,
+                   help="output directory for gradcheck.nc (default: runs/gradcheck-<time>)")
     return parser
+
+
+def _load_run(run: Path):
+    """Network, weights and activation of a training run directory."""
+    from . import io, models
+    from .train import params_from_weights
+
+    for name in ("history.nc", "weights.nc"):
+        if not (run / name).is_file():
+            raise UsageError(f"--run {run} has no {name}; give the --out directory of a "
+                             "cortex-ep train run")
+    history = io.read_dataset(run / "history.nc")
+    weights = io.read_dataset(run / "weights.nc")
+    model = str(history.attrs.get("model", "two_layer"))
+    net = models.load(model).network()
+    for proj in net.projections:
+        var = f"W_{proj.name}"
+        want = (net[proj.pre].size, net[proj.post].size)
+        if var not in weights or weights[var].shape != want:
+            raise UsageError(f"the weights in {run} do not fit model {model!r} "
+                             f"({var} should have shape {want}); the run is from another "
+                             "model")
+    W, b = params_from_weights(net, weights)
+    return net, W, b, str(history.attrs.get("activation", "hard_sigmoid"))
+
+
+def cmd_gradcheck(args) -> int:
+    import numpy as np
+
+    from . import data, energy, gradcheck, io, models
+
+    try:
+        betas = gradcheck.default_betas() if args.beta is None else np.asarray(args.beta)
+        if not np.all(np.isfinite(betas)) or np.any(betas <= 0):
+            raise UsageError(f"--beta {args.beta}: every β must be finite and > 0 "
+                             "(the estimators divide by β)")
+        if args.repeats < 1 or args.batch < 1:
+            raise UsageError("--repeats and --batch must be positive integers")
+        if args.noise < 0 or not np.isfinite(args.noise):
+            raise UsageError(f"--noise {args.noise}: σ must be finite and >= 0")
+        if args.run is not None:
+            net, W, b, activation = _load_run(args.run)
+        else:
+            net = models.load(args.model).network()
+            W, b = energy.init_params(net, args.seed)
+            activation = "hard_sigmoid"
+        activation = args.activation or activation
+        out = io.check_writable_dir(args.out or Path("runs") /
+                                    f"gradcheck-{time.strftime('%Y%m%d-%H%M%S')}")
+        digits = data.load(args.data, seed=args.seed)
+        data.check_size(args.batch, len(digits.y_train), "--batch")
+        if digits.x_train.shape[1] != net.input.size:
+            raise UsageError(f"the data has {digits.x_train.shape[1]} pixels per image, but "
+                             f"the network expects {net.input.size}")
+    except UsageError:
+        raise
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    idx = data.stratified_indices(digits.y_train, args.batch, args.seed)
+    x, d = digits.x_train[idx], data.one_hot(digits.y_train[idx], net.output.size)
+    ds = gradcheck.gradcheck(net, x, d, W, b, betas, tuple(args.estimator), args.noise,
+                             args.repeats, args.seed, activation, args.precision, args.tol)
+    ds.attrs.update(source=str(args.run) if args.run else f"fresh {net.name}, seed {args.seed}",
+                    data=digits.source)
+    out.mkdir(parents=True, exist_ok=True)
+    io.write_dataset(ds, out / "gradcheck.nc")
+    print(gradcheck.summarize(ds))
+    print(f"written: {out / 'gradcheck.nc'}")
+    return 0
 
 
 def _prepare_train(args):
@@ -70,14 +172,15 @@ def _prepare_train(args):
     from .estimators import Estimator
     from .reference import Relaxation
     from .spec import with_learning_rates
-    from .train import TrainConfig
+    from .train import ENERGY_ENGINES, TrainConfig, make_engine
 
     try:
         model = models.load(args.model)
         defaults = dict(getattr(model, "TRAINING", {}))
         net = model.network()
-        if args.lr is not None:
-            net = with_learning_rates(net, args.lr)
+        tuned = getattr(model, "ENGINE_LEARNING_RATES", {}).get(args.engine)
+        if args.lr is not None or tuned is not None:
+            net = with_learning_rates(net, args.lr if args.lr is not None else tuned)
 
         def pick(name, fallback):
             value = getattr(args, name)
@@ -88,7 +191,10 @@ def _prepare_train(args):
                                 args.activation)
         config = TrainConfig(epochs=pick("epochs", 10), batch_size=pick("batch_size", 20),
                              seed=args.seed, estimator=estimator, relaxation=relaxation,
-                             engine=args.engine, target=args.target)
+                             engine=args.engine, target=args.target, device=args.device,
+                             dtype=args.dtype, bp_activation=args.bp_activation,
+                             bp_loss=args.bp_loss)
+        engine = make_engine(net, config)  # rejects unknown devices before any work
         for option in ("train_size", "test_size"):
             value = getattr(args, option)
             if value is not None and value < 1:
@@ -96,6 +202,9 @@ def _prepare_train(args):
                                  "must be a positive integer")
         if args.record < 0:
             raise UsageError(f"--record {args.record}: give a number of held-out digits >= 0")
+        if args.record and args.engine not in ENERGY_ENGINES:
+            raise UsageError(f"--record needs an energy-based engine "
+                             f"({', '.join(ENERGY_ENGINES)}); {args.engine} has no dynamics")
         out = args.out or Path("runs") / f"{net.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         out = io.check_writable_dir(out)
         digits = data.load(args.data, args.train_size, args.test_size, seed=args.seed)
@@ -109,26 +218,28 @@ def _prepare_train(args):
         raise
     except ValueError as err:  # SpecError and DataError are ValueErrors
         raise UsageError(str(err)) from None
-    return model, net, config, digits, out
+    return model, net, config, digits, out, engine
 
 
 def cmd_train(args) -> int:
     from .train import train
 
-    model, net, config, digits, out = _prepare_train(args)
+    model, net, config, digits, out, engine = _prepare_train(args)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
         history, _, _ = train(net, digits, config, out=out, record=args.record,
                               progress=not args.no_progress,
-                              extra_attrs={"model": args.model})
+                              extra_attrs={"model": args.model}, engine=engine)
     except BaseException:
         if created and not any(out.iterdir()):
             shutil.rmtree(out, ignore_errors=True)
         raise
     last = history.isel(epoch=-1)
     est = config.estimator
-    print(f"{net.name} {net.describe()} | EP {est.name} β={est.beta:g} | {config.engine}"
+    method = {"rbp": "recurrent backprop", "backprop": "feedforward backprop"}.get(
+        config.engine, f"EP {est.name} β={est.beta:g}")
+    print(f"{net.name} {net.describe()} | {method} | {config.engine}"
           f"{'/' + config.target if config.engine == 'brian' else ''} | "
           f"{config.epochs} epochs in {float(history.seconds.sum()):.1f} s | "
           f"held-out accuracy {100 * float(last.test_accuracy):.1f}% "
@@ -141,7 +252,7 @@ def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return {"train": cmd_train}[args.command](args)
+        return {"train": cmd_train, "gradcheck": cmd_gradcheck}[args.command](args)
     except UsageError as err:
         parser.exit(2, f"cortex-ep: error: {err}\n")
 

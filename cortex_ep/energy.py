@@ -38,16 +38,22 @@ class Activation:
     brian_rho_prime: str
 
 
+def _exp(s):
+    # numpy arrays and torch tensors alike (tensors have .exp(), arrays do not)
+    return s.exp() if hasattr(s, "exp") else np.exp(s)
+
+
 def _hard_sigmoid(s):
-    return np.clip(s, 0.0, 1.0)
+    return s.clip(0.0, 1.0)
 
 
 def _hard_sigmoid_prime(s):
-    return ((s >= 0.0) & (s <= 1.0)).astype(np.result_type(s, np.float32))
+    # adding the bool mask to 0·s keeps the array type and float dtype of s
+    return s * 0.0 + ((s >= 0.0) & (s <= 1.0))
 
 
 def _logistic(s):
-    return 1.0 / (1.0 + np.exp(-4.0 * (s - 0.5)))
+    return 1.0 / (1.0 + _exp(-4.0 * (s - 0.5)))
 
 
 def _logistic_prime(s):
@@ -82,67 +88,95 @@ def rho_prime(s, activation: str = "hard_sigmoid"):
 
 
 # --------------------------------------------------------------------- energy
+# Written with array methods and operators only, so that numpy arrays and torch
+# tensors (with autograd) go through the very same formulas.
 def energy(net: Network, s: dict, W: dict, b: dict, activation: str = "hard_sigmoid"):
     """E(s) per sample, shape ``(batch,)``."""
     act = get_activation(activation)
     r = {name: act.rho(v) for name, v in s.items()}
     e = 0.0
     for pop in net.dynamic:
-        e = e + 0.5 * np.sum(s[pop.name] ** 2, axis=-1) - r[pop.name] @ b[pop.name]
+        e = e + 0.5 * (s[pop.name] ** 2).sum(-1) - r[pop.name] @ b[pop.name]
     for proj in net.projections:
-        e = e - np.sum((r[proj.pre] @ W[proj.name]) * r[proj.post], axis=-1)
+        e = e - ((r[proj.pre] @ W[proj.name]) * r[proj.post]).sum(-1)
     return e
 
 
 def cost(net: Network, s: dict, target):
     """C(s) = ½‖s_L − d‖² per sample, shape ``(batch,)``; ``target`` is one-hot."""
-    return 0.5 * np.sum((s[net.output.name] - target) ** 2, axis=-1)
+    return 0.5 * ((s[net.output.name] - target) ** 2).sum(-1)
+
+
+def _per_sample(beta):
+    """β as a scalar or a ``(batch, 1)`` column."""
+    return beta[:, None] if getattr(beta, "ndim", 0) == 1 else beta
+
+
+def _is_zero(beta) -> bool:
+    return getattr(beta, "ndim", 0) == 0 and float(beta) == 0.0
 
 
 def total_energy(net, s, W, b, target, beta, activation="hard_sigmoid"):
     """F(s) = E(s) + β C(s) per sample, shape ``(batch,)``; ``beta`` scalar or ``(batch,)``."""
-    return energy(net, s, W, b, activation) + np.asarray(beta) * cost(net, s, target)
+    return energy(net, s, W, b, activation) + beta * cost(net, s, target)
 
 
-def drive(net: Network, s: dict, W: dict, b: dict, activation="hard_sigmoid"):
-    """Synaptic plus bias input of every dynamic population (before ρ')."""
-    act = get_activation(activation)
-    r = {name: act.rho(v) for name, v in s.items()}
-    out = {pop.name: np.broadcast_to(b[pop.name], s[pop.name].shape).copy()
-           for pop in net.dynamic}
+def input_currents(net: Network, x, W: dict, activation="hard_sigmoid") -> dict:
+    """Currents from the clamped input, ``{population: ρ(x) W}``: constant while x is
+    clamped, so engines compute them once per sample."""
+    r = get_activation(activation).rho(x)
+    out = {}
     for proj in net.projections:
-        out[proj.post] += r[proj.pre] @ W[proj.name]
-        if proj.pre in out:
-            out[proj.pre] += r[proj.post] @ W[proj.name].T
+        if proj.pre == net.input.name:
+            out[proj.post] = out.get(proj.post, 0.0) + r @ W[proj.name]
     return out
 
 
-def neg_gradient(net, s, W, b, target=None, beta=0.0, activation="hard_sigmoid"):
+def drive(net: Network, s: dict, W: dict, b: dict, activation="hard_sigmoid", fixed=None):
+    """Synaptic plus bias input of every dynamic population (before ρ').
+
+    ``fixed`` takes :func:`input_currents` computed beforehand.
+    """
+    act = get_activation(activation)
+    fixed = input_currents(net, s[net.input.name], W, activation) if fixed is None else fixed
+    r = {name: act.rho(v) for name, v in s.items() if name != net.input.name}
+    out = {pop.name: b[pop.name] + fixed.get(pop.name, 0.0) for pop in net.dynamic}
+    for proj in net.projections:
+        if proj.pre != net.input.name:
+            out[proj.post] = out[proj.post] + r[proj.pre] @ W[proj.name]
+            out[proj.pre] = out[proj.pre] + r[proj.post] @ W[proj.name].T
+    return out
+
+
+def neg_gradient(net, s, W, b, target=None, beta=0.0, activation="hard_sigmoid",
+                 fixed=None):
     """−∂F/∂s_l for every dynamic population, each of shape ``(batch, N_l)``."""
     act = get_activation(activation)
-    inputs = drive(net, s, W, b, activation)
+    inputs = drive(net, s, W, b, activation, fixed)
     grad = {name: -s[name] + act.rho_prime(s[name]) * inputs[name] for name in inputs}
-    if np.any(np.asarray(beta) != 0):
+    if not _is_zero(beta):
         y = net.output.name
-        grad[y] = grad[y] - np.reshape(beta, (-1, 1)) * (s[y] - target)
+        grad[y] = grad[y] - _per_sample(beta) * (s[y] - target)
     return grad
 
 
 def euler_step(net, s, W, b, target=None, beta=0.0, activation="hard_sigmoid",
-               noise=0.0, rng=None):
+               noise=0.0, rng=None, fixed=None):
     """One projected Euler step of ``τ ds/dt = −∂F/∂s + σ√τ ξ``, clipped to [0, 1].
 
     All populations are updated synchronously from the same state.  Returns a
-    new state dict (the input entry is shared, not copied).
+    new state dict (the input entry is shared, not copied).  ``rng`` draws the
+    noise: a numpy Generator, or for tensors a callable ``like -> N(0, 1)``.
     """
     h = net.dt / net.tau
-    grad = neg_gradient(net, s, W, b, target, beta, activation)
+    grad = neg_gradient(net, s, W, b, target, beta, activation, fixed)
     new = dict(s)
     for name, g in grad.items():
         step = s[name] + h * g
         if noise:
-            step = step + noise * np.sqrt(h) * rng.standard_normal(step.shape)
-        new[name] = np.clip(step, 0.0, 1.0)
+            xi = rng(step) if callable(rng) else rng.standard_normal(step.shape)
+            step = step + noise * np.sqrt(h) * xi
+        new[name] = step.clip(0.0, 1.0)
     return new
 
 

@@ -83,20 +83,25 @@ def ep_update(net, rates_a: dict, rates_b: dict, factors: np.ndarray):
     rates_a, rates_b : dict of (batch, N) arrays
         ρ(s) of every population (the input included) at the end of phase A / B.
     factors : (batch,) array
-        From :meth:`Estimator.factors`.
+        From :meth:`Estimator.factors`, of the same array type as the rates
+        (numpy arrays or torch tensors: the formula is shared).
 
     Returns
     -------
     dW : dict of (N_pre, N_post) arrays
     db : dict of (N,) arrays
     """
-    f = np.asarray(factors, dtype=float)[:, None]
+    f = factors[:, None]
     n = f.shape[0]
     dW = {}
     for proj in net.projections:
         a_pre, b_pre = rates_a[proj.pre], rates_b[proj.pre]
-        dW[proj.name] = ((a_pre * f).T @ rates_a[proj.post]
-                         - (b_pre * f).T @ rates_b[proj.post]) / n
-    db = {pop.name: np.mean(f * (rates_a[pop.name] - rates_b[pop.name]), axis=0)
+        if proj.pre == net.input.name:
+            # the input is clamped: the same rates in both phases, one product
+            dW[proj.name] = (a_pre * f).T @ (rates_a[proj.post] - rates_b[proj.post]) / n
+        else:
+            dW[proj.name] = ((a_pre * f).T @ rates_a[proj.post]
+                             - (b_pre * f).T @ rates_b[proj.post]) / n
+    db = {pop.name: (f * (rates_a[pop.name] - rates_b[pop.name])).mean(0)
           for pop in net.dynamic}
     return dW, db

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import energy
+from . import dynamics, energy
+from .dynamics import zero_state
 from .estimators import Estimator, ep_update
 from .spec import Network
 
@@ -45,19 +46,10 @@ class Relaxation:
         energy.get_activation(self.activation)
 
 
-def zero_state(net: Network, x: np.ndarray) -> dict:
-    """State with the input clamped to ``x`` (batch, N_in) and all else at 0."""
-    s = {pop.name: np.zeros((x.shape[0], pop.size), dtype=x.dtype) for pop in net.dynamic}
-    s[net.input.name] = x
-    return s
-
-
 def relax(net, s, W, b, steps, target=None, beta=0.0, relaxation=Relaxation(), rng=None):
     """Integrate ``steps`` projected Euler steps from state ``s``; returns the new state."""
-    for _ in range(steps):
-        s = energy.euler_step(net, s, W, b, target, beta, relaxation.activation,
-                              relaxation.noise, rng)
-    return s
+    return dynamics.relax(net, s, W, b, steps, target, beta, relaxation.activation,
+                          relaxation.noise, rng)
 
 
 def ep_phases(net, x, target, W, b, estimator: Estimator, relaxation: Relaxation,
@@ -134,21 +126,9 @@ class ReferenceEngine:
 
     def record(self, W, b, x, d, signs):
         """States after every Euler step, phases back to back: population -> (n, S, N)."""
-        rng = self.rng if self.relaxation.noise else None
-        rel, net = self.relaxation, self.net
-        beta = self.estimator.beta * np.asarray(signs, float)
-        out = {pop.name: [] for pop in net.dynamic}
-
-        def run(s, steps, target=None, beta_=0.0):
-            for _ in range(steps):
-                s = energy.euler_step(net, s, W, b, target, beta_, rel.activation, rel.noise,
-                                      rng)
-                for name in out:
-                    out[name].append(s[name])
-            return s
-
-        s0 = run(zero_state(net, x), rel.free_steps)
-        run(s0, rel.nudged_steps, d, beta)
-        if self.estimator.name == "symmetric":
-            run(s0, rel.nudged_steps, d, -beta)
-        return {name: np.stack(v, axis=1) for name, v in out.items()}
+        rel = self.relaxation
+        trace = dynamics.record_phases(
+            self.net, x, d, W, b, rel.free_steps, rel.nudged_steps,
+            self.estimator.beta * np.asarray(signs, float), self.estimator.name == "symmetric",
+            rel.activation, rel.noise, self.rng if rel.noise else None)
+        return {name: np.stack(v, axis=1) for name, v in trace.items()}

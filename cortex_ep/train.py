@@ -29,7 +29,12 @@ from .estimators import Estimator
 from .reference import ReferenceEngine, Relaxation
 from .spec import Network
 
-ENGINES = ("brian", "numpy")
+ENGINES = ("brian", "torch", "numpy", "rbp", "backprop")
+#: hidden activations and losses of the feedforward backprop baseline
+BP_ACTIVATIONS = ("hard_sigmoid", "logistic", "relu", "tanh")
+BP_LOSSES = ("cross_entropy", "mse")
+#: engines whose networks have EP's dynamics (they can record traces)
+ENERGY_ENGINES = ("brian", "torch", "numpy", "rbp")
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,17 @@ class TrainConfig:
         Seeds the initial weights, the sample order, the β signs and the noise.
     estimator : Estimator
     relaxation : Relaxation
-    engine : {"brian", "numpy"}
+    engine : {"brian", "torch", "numpy", "rbp", "backprop"}
+        ``brian`` and ``torch`` run EP (Brian2, the torch twin), ``numpy`` the
+        EP reference; ``rbp`` trains the same energy-based network with the
+        exact gradient (BPTT through the free phase); ``backprop`` a
+        feedforward network of the same populations.
     target : str
         Brian2 code-generation target (``cpp_standalone``, ``cython``, ``numpy``).
+    device, dtype : str
+        Torch device and float type for ``torch``, ``rbp`` and ``backprop``.
+    bp_activation, bp_loss : str
+        Hidden activation and loss of the ``backprop`` baseline.
     """
 
     epochs: int = 10
@@ -57,6 +70,10 @@ class TrainConfig:
     relaxation: Relaxation = field(default_factory=Relaxation)
     engine: str = "brian"
     target: str = "cpp_standalone"
+    device: str = "cpu"
+    dtype: str = "float32"
+    bp_activation: str = "logistic"
+    bp_loss: str = "cross_entropy"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -81,12 +98,24 @@ class TrainConfig:
 
 
 def make_engine(net: Network, config: TrainConfig):
+    """The engine object for ``config.engine`` (imports torch only when needed)."""
+    est, rel, seed = config.estimator, config.relaxation, config.seed
     if config.engine == "numpy":
-        return ReferenceEngine(net, config.estimator, config.relaxation, config.seed)
-    from .brian.engine import BrianEngine
+        return ReferenceEngine(net, est, rel, seed)
+    if config.engine == "brian":
+        from .brian.engine import BrianEngine
 
-    return BrianEngine(net, config.estimator, config.relaxation, target=config.target,
-                       seed=config.seed)
+        return BrianEngine(net, est, rel, target=config.target, seed=seed)
+    torch_kw = dict(device=config.device, dtype=config.dtype, seed=seed)
+    if config.engine == "torch":
+        from .twin.engine import TorchEngine
+
+        return TorchEngine(net, est, rel, **torch_kw)
+    from .twin.backprop import FeedforwardEngine, RecurrentBackpropEngine
+
+    if config.engine == "rbp":
+        return RecurrentBackpropEngine(net, est, rel, **torch_kw)
+    return FeedforwardEngine(net, config.bp_activation, config.bp_loss, **torch_kw)
 
 
 def network_attrs(net: Network) -> dict:
@@ -119,11 +148,13 @@ def _metrics(net, output, labels):
 
 
 def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = None,
-          record: int = 0, progress: bool = True, extra_attrs: dict | None = None):
+          record: int = 0, progress: bool = True, extra_attrs: dict | None = None,
+          engine=None):
     """Train ``net`` on ``digits`` and return the history Dataset.
 
     With ``out``, writes after every epoch ``history.nc`` and ``weights.nc``
     (atomically), and ``traces.nc`` of ``record`` held-out samples at the end.
+    ``engine`` may be given ready-made (from :func:`make_engine`).
 
     Returns
     -------
@@ -134,13 +165,17 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
     """
     from tqdm.auto import tqdm
 
+    if record and config.engine not in ENERGY_ENGINES:
+        raise ValueError(f"--record needs an energy-based engine ({', '.join(ENERGY_ENGINES)}); "
+                         f"{config.engine!r} has no dynamics to record")
     if record < 0 or record > len(digits.y_test):
         raise ValueError(f"--record {record}: choose between 0 and the "
                          f"{len(digits.y_test)} held-out samples")
     if digits.x_train.shape[1] != net.input.size:
         raise ValueError(f"the data has {digits.x_train.shape[1]} pixels per image but "
                          f"population {net.input.name!r} has {net.input.size} units")
-    engine = make_engine(net, config)
+    engine = engine or make_engine(net, config)
+    torch_seed(config)
     rng = np.random.default_rng(config.seed)
     W, b = energy.init_params(net, config.seed)
     attrs = {**network_attrs(net), **config.attrs(), "data": digits.source,
@@ -171,6 +206,14 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
         ds = record_traces(net, engine, config, W, b, digits, record)
         io.write_dataset(ds, Path(out) / "traces.nc")
     return history, W, b
+
+
+def torch_seed(config: TrainConfig) -> None:
+    """Seed torch's global generator too, where the engine uses torch."""
+    if config.engine in ("torch", "rbp", "backprop"):
+        import torch
+
+        torch.manual_seed(config.seed)
 
 
 def record_traces(net, engine, config, W, b, digits: Digits, n: int) -> xr.Dataset:

@@ -8,6 +8,7 @@ from cortex_ep.brian.engine import BrianEngine, make_schedule
 from cortex_ep.estimators import Estimator
 from cortex_ep.reference import Relaxation
 from cortex_ep.spec import layered
+from cortex_ep.twin.engine import TorchEngine
 
 REL = Relaxation(free_steps=6, nudged_steps=3)
 
@@ -134,6 +135,14 @@ def test_default_target_builds_once_and_matches_reference(tiny_net, tiny_batch, 
     np.testing.assert_allclose(res.free_output, out_ref, atol=1e-12)
     for k in W:
         np.testing.assert_allclose(res.W[k], W_ref[k], atol=1e-12)
+    # the torch twin agrees with the compiled Brian2 engine too
+    twin = TorchEngine(tiny_net, est, REL, dtype="float64")
+    W_t, b_t, out_t, _ = twin.epoch(W, b, x, d, sched.nudge_sign, 4, x[:0])
+    np.testing.assert_allclose(res.free_output, out_t, atol=1e-6)
+    for k in W:
+        np.testing.assert_allclose(res.W[k], W_t[k], atol=1e-6)
+    for k in b:
+        np.testing.assert_allclose(res.b[k], b_t[k], atol=1e-6)
     # a second run with the learned weights and other data reuses the binary
     x2 = x[::-1].copy()
     res2 = engine.run(make_schedule(x2, d[::-1], est, batch_size=4), res.W, res.b)

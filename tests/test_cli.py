@@ -153,3 +153,66 @@ def test_embedded_default_data_through_the_console_script(tmp_path):
     history = io.read_dataset(out / "history.nc")
     assert history.attrs["data"] == "embedded" and history.attrs["train_size"] == 60
     assert 0.0 <= float(history.test_accuracy[0]) <= 1.0
+
+
+def test_torch_engines_through_the_cli(tmp_path, idx_dir, tiny_model, capsys):
+    runs = {}
+    for engine in ("torch", "numpy", "rbp", "backprop"):
+        out = tmp_path / engine
+        assert main(["train", "--model", tiny_model, "--data", str(idx_dir), "--engine",
+                     engine, "--dtype", "float64", "--out", str(out), "--no-progress"]) == 0
+        runs[engine] = io.read_dataset(out / "history.nc")
+    summary = capsys.readouterr().out
+    assert "recurrent backprop" in summary and "feedforward backprop" in summary
+    np.testing.assert_allclose(runs["torch"].test_loss, runs["numpy"].test_loss, rtol=1e-9)
+    assert runs["backprop"].attrs["bp_loss"] == "cross_entropy"
+    assert runs["rbp"].attrs["engine"] == "rbp"
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--engine", "torch", "--device", "tpu"], "unknown device 'tpu'"),
+    (["--engine", "backprop", "--record", "2"], "--record needs an energy-based engine"),
+])
+def test_bad_engine_options(tmp_path, capsys, extra, message):
+    out = tmp_path / "run"
+    _fails(["train", "--out", str(out), *extra], capsys, message)
+    assert not out.exists()
+
+
+def test_gradcheck_fresh_and_from_a_run(tmp_path, idx_dir, tiny_model, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--model", tiny_model, "--data", str(idx_dir), "--engine", "torch",
+                 "--out", str(run), "--no-progress"]) == 0
+    # the tiny model lives in a file: --run resolves it through the history's attrs
+    out = tmp_path / "gc"
+    assert main(["gradcheck", "--run", str(run), "--data", str(idx_dir), "--batch", "10",
+                 "--beta", "1e-4", "1e-3", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "log-log slope" in text and "units on a face of the box" in text
+    ds = io.read_dataset(out / "gradcheck.nc")
+    assert ds.sizes["beta"] == 2 and ds.attrs["batch"] == 10
+    assert ds.attrs["source"] == str(run)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--beta", "0"], "every β must be finite and > 0"),
+    (["--beta", "-0.001"], "every β must be finite and > 0"),
+    (["--run", "/nonexistent/run"], "has no history.nc"),
+    (["--repeats", "0"], "positive integers"),
+    (["--batch", "5000"], "only 4000 samples"),
+])
+def test_gradcheck_bad_input(tmp_path, capsys, extra, message):
+    out = tmp_path / "gc"
+    _fails(["gradcheck", "--out", str(out), *extra], capsys, message)
+    assert not out.exists()
+
+
+def test_gradcheck_rejects_weights_of_another_model(tmp_path, idx_dir, tiny_model, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--model", tiny_model, "--data", str(idx_dir), "--engine", "numpy",
+                 "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    history = io.read_dataset(run / "history.nc")
+    history.attrs["model"] = "two_layer"
+    io.write_dataset(history, run / "history.nc")
+    _fails(["gradcheck", "--run", str(run), "--out", str(tmp_path / "gc")], capsys,
+           "do not fit model 'two_layer'")

@@ -1,0 +1,122 @@
+"""EP training in the torch twin: same spec, equations and estimators as Brian2."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import energy
+from ..estimators import Estimator, ep_update
+from ..reference import Relaxation
+from ..spec import Network
+from ..dynamics import record_phases, zero_state
+from .fast import relax
+from .relax import resolve_device, resolve_dtype, to_numpy, to_tensors
+
+
+class TorchEngine:
+    """Batched EP on a torch device.
+
+    Parameters
+    ----------
+    net, estimator, relaxation
+        As for every engine.
+    device : str
+        ``cpu``, ``cuda`` or ``cuda:N``.
+    dtype : {"float32", "float64"}
+    seed : int
+        Seeds the noise generator.
+    """
+
+    def __init__(self, net: Network, estimator: Estimator, relaxation: Relaxation,
+                 device: str = "cpu", dtype: str = "float32", seed: int = 0):
+        self.net, self.estimator, self.relaxation = net, estimator, relaxation
+        self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.lr = {p.name: p.lr for p in net.projections}
+        self.lr_bias = {pop.name: net.bias_lr(pop.name) for pop in net.dynamic}
+
+    def tensor(self, a) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a), device=self.device, dtype=self.dtype)
+
+    def _noise(self, like):
+        return torch.randn(like.shape, generator=self.generator, device=like.device,
+                           dtype=like.dtype)
+
+    # ------------------------------------------------------------- phases
+    def phases(self, x, d, W, b, signs) -> dict:
+        """States at the end of every phase of the estimator for a batch (tensors)."""
+        net, rel, est = self.net, self.relaxation, self.estimator
+        kw = dict(activation=rel.activation, noise=rel.noise, rng=self._noise)
+        fixed = energy.input_currents(net, x, W, rel.activation)
+        s0 = relax(net, zero_state(net, x), W, b, rel.free_steps, fixed=fixed, **kw)
+        beta = est.beta * signs
+        out = {"free": s0,
+               "nudged": relax(net, s0, W, b, rel.nudged_steps, d, beta, fixed=fixed, **kw)}
+        if est.name == "symmetric":
+            out["nudged_neg"] = relax(net, s0, W, b, rel.nudged_steps, d, -beta, fixed=fixed,
+                                      **kw)
+        return out
+
+    def ep_direction(self, states, factors):
+        """The estimator's descent direction (dW, db) from :meth:`phases`' states.
+
+        ``factors``: the estimator's per-sample factors as a tensor.
+        """
+        act = energy.get_activation(self.relaxation.activation)
+        a = states["nudged"]
+        c = states["nudged_neg"] if self.estimator.name == "symmetric" else states["free"]
+        if act.name == "hard_sigmoid":
+            # the projected state already lies in [0, 1], where ρ(s) = s
+            rate = {k: v for k, v in a.items() if k != self.net.input.name}, \
+                {k: v for k, v in c.items() if k != self.net.input.name}
+        else:
+            rate = ({k: act.rho(v) for k, v in a.items() if k != self.net.input.name},
+                    {k: act.rho(v) for k, v in c.items() if k != self.net.input.name})
+        x_rate = act.rho(a[self.net.input.name])
+        rate[0][self.net.input.name] = rate[1][self.net.input.name] = x_rate
+        return ep_update(self.net, rate[0], rate[1], factors)
+
+    # ---------------------------------------------------- engine protocol
+    @torch.no_grad()
+    def epoch(self, W, b, x_train, d_train, signs, batch_size, x_test):
+        W, b = to_tensors(W, self.device, self.dtype), to_tensors(b, self.device, self.dtype)
+        x_all, d_all, sign_all = (self.tensor(x_train), self.tensor(d_train),
+                                  self.tensor(signs))
+        factor_all = self.tensor(self.estimator.factors(np.asarray(signs, float)))
+        outputs = []
+        y = self.net.output.name
+        for start in range(0, len(x_all), batch_size):
+            sl = slice(start, start + batch_size)
+            states = self.phases(x_all[sl], d_all[sl], W, b, sign_all[sl])
+            dW, db = self.ep_direction(states, factor_all[sl])
+            for name, g in dW.items():
+                W[name].add_(g, alpha=self.lr[name])
+            for name, g in db.items():
+                b[name].add_(g, alpha=self.lr_bias[name])
+            outputs.append(states["free"][y])
+        test_out = self.predict(W, b, x_test)
+        return (to_numpy(W), to_numpy(b), torch.cat(outputs).cpu().numpy(),
+                test_out.cpu().numpy())
+
+    @torch.no_grad()
+    def predict(self, W, b, x, batch_size: int = 1000) -> torch.Tensor:
+        """Free-phase output for inputs ``x`` (n, N_in) -> (n, N_out)."""
+        rel, net = self.relaxation, self.net
+        x = self.tensor(x)
+        outs = [relax(net, zero_state(net, x[i:i + batch_size]), W, b, rel.free_steps,
+                      activation=rel.activation, noise=rel.noise,
+                      rng=self._noise)[net.output.name]
+                for i in range(0, len(x), batch_size)]
+        return torch.cat(outs) if outs else x.new_zeros((0, net.output.size))
+
+    @torch.no_grad()
+    def record(self, W, b, x, d, signs):
+        """States after every Euler step, phases back to back: population -> (n, S, N)."""
+        rel = self.relaxation
+        W, b = to_tensors(W, self.device, self.dtype), to_tensors(b, self.device, self.dtype)
+        trace = record_phases(self.net, self.tensor(x), self.tensor(d), W, b, rel.free_steps,
+                              rel.nudged_steps, self.estimator.beta * self.tensor(signs),
+                              self.estimator.name == "symmetric", rel.activation, rel.noise,
+                              self._noise)
+        return {k: torch.stack(v, 1).cpu().numpy() for k, v in trace.items()}

@@ -1,0 +1,70 @@
+"""A fused relaxation for the hard sigmoid, the twin's hot loop.
+
+With ρ = clip(s, 0, 1) and the state kept in [0, 1], ρ(s) = s and ρ'(s) = 1,
+so one projected Euler step of DESIGN.md's dynamics is, per population,
+
+    s ← clip((1 − h − h β_l) s + h (b + I_input + β_l d) + Σ s_other (h W), 0, 1)
+
+with h = dt/τ and β_l ≠ 0 only on the output.  Everything but the coupling
+to other dynamic populations is constant during a phase, so a step costs one
+``addmm`` per coupling, one scaled add and one clamp per population.  It is
+the same arithmetic as :func:`cortex_ep.energy.euler_step` (tests compare
+them); :func:`relax` falls back to that generic step for other activations.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .. import dynamics, energy
+from ..spec import Network
+
+
+def relax(net: Network, s: dict, W: dict, b: dict, steps: int, target=None, beta=0.0,
+          activation: str = "hard_sigmoid", noise: float = 0.0, rng=None,
+          fixed: dict | None = None) -> dict:
+    """``steps`` projected Euler steps from ``s`` (``beta``: scalar or (batch,) tensor)."""
+    if activation != "hard_sigmoid":
+        return dynamics.relax(net, s, W, b, steps, target, beta, activation, noise, rng,
+                              fixed)
+    if fixed is None:
+        fixed = energy.input_currents(net, s[net.input.name], W, activation)
+    h = net.dt / net.tau
+    out = net.output.name
+    beta_col = beta[:, None] if getattr(beta, "ndim", 0) == 1 else beta
+    nudged = not (getattr(beta, "ndim", 0) == 0 and float(beta) == 0.0)
+    const, decay = {}, {}
+    for pop in net.dynamic:
+        c = b[pop.name] + fixed.get(pop.name, 0.0)
+        if pop.name == out and nudged:
+            c = c + beta_col * target
+        const[pop.name] = (h * c).expand_as(s[pop.name]).contiguous()
+        decay[pop.name] = (1.0 - h - h * beta_col) if (pop.name == out and nudged) else 1.0 - h
+    couplings = {pop.name: [] for pop in net.dynamic}
+    for proj in net.projections:
+        if proj.pre == net.input.name:
+            continue
+        hW = h * W[proj.name]
+        couplings[proj.post].append((proj.pre, hW))
+        couplings[proj.pre].append((proj.post, hW.T))
+    scale = noise * math.sqrt(h)
+    s = dict(s)
+    for _ in range(steps):
+        new = {}
+        for name, links in couplings.items():
+            acc = const[name]
+            for other, weight in links:
+                acc = torch.addmm(acc, s[other], weight)
+            if isinstance(decay[name], float):
+                acc = acc.add(s[name], alpha=decay[name]) if acc is const[name] \
+                    else acc.add_(s[name], alpha=decay[name])
+            else:
+                acc = acc.addcmul(s[name], decay[name]) if acc is const[name] \
+                    else acc.addcmul_(s[name], decay[name])
+            if noise:
+                acc.add_(rng(acc), alpha=scale)
+            new[name] = acc.clamp_(0.0, 1.0)
+        s.update(new)
+    return s
