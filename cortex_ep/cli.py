@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="stratified training subset size (default: all)")
     t.add_argument("--test-size", type=int, default=None,
                    help="stratified held-out subset size (default: all)")
+    t.add_argument("--validation", type=int, default=None, metavar="N",
+                   help="evaluate on N digits carved from the training set instead of the "
+                        "held-out set (for choosing settings)")
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--beta", type=float, default=None, help="nudging strength β (≠ 0)")
@@ -208,6 +211,8 @@ def _prepare_train(args):
         out = args.out or Path("runs") / f"{net.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         out = io.check_writable_dir(out)
         digits = data.load(args.data, args.train_size, args.test_size, seed=args.seed)
+        if args.validation is not None:
+            digits = data.validation_split(digits, args.validation, seed=args.seed)
         if args.record > len(digits.y_test):
             raise UsageError(f"--record {args.record} exceeds the {len(digits.y_test)} "
                              "held-out digits")

@@ -244,6 +244,20 @@ def subset(digits: Digits, train_size: int | None = None, test_size: int | None 
     return Digits(**out, source=digits.source)
 
 
+def validation_split(digits: Digits, n_validation: int, seed: int = 0) -> Digits:
+    """Carve a stratified validation set out of the training digits.
+
+    The returned :class:`Digits` trains on the rest and evaluates ("test") on
+    the validation digits; the held-out digits are not used, so that settings
+    chosen on it never see them.
+    """
+    check_size(n_validation, len(digits.y_train) - 1, "--validation")
+    val, train = stratified_split(digits.y_train, n_validation,
+                                  len(digits.y_train) - n_validation, seed)
+    return Digits(digits.x_train[train], digits.y_train[train], digits.x_train[val],
+                  digits.y_train[val], source=f"{digits.source} (validation split)")
+
+
 def check_size(n, available: int, option: str) -> None:
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise DataError(f"{option} = {n!r}: the subset size must be a positive integer")

@@ -4,14 +4,24 @@ Scellier, B. & Bengio, Y. (2017). Equilibrium Propagation: Bridging the Gap
 between Energy-Based Models and Backpropagation. Front. Comput. Neurosci. 11:24.
 
 Hard-sigmoid rate units, τ = 10 ms, dt = 5 ms (dt/τ = 0.5), 20 free and 4
-nudged Euler steps, random-sign β = 0.5, learning rates 0.1 (input → hidden)
-and 0.05 (hidden → output), minibatches of 20.
+nudged Euler steps, random-sign β = 0.5, minibatches of 20 (the paper's
+settings).  The initial weight scale and the learning rates of every engine
+were chosen on a validation split of the training digits
+(``python analyses/tune_learning_rates.py``, 3,200 train / 800 validation,
+10 epochs): at the full Glorot scale recurrent backprop stays near chance
+(its exact gradient vanishes on units pinned to 0 or 1), at half scale every
+engine learns.  The paper's rates, 0.1 / 0.05, give 92.4% on validation.
 """
 
 from cortex_ep.spec import layered
 
 SIZES = (784, 500, 10)
-LEARNING_RATES = (0.1, 0.05)
+#: EP (brian, torch, numpy engines): 93.7% on the validation split
+LEARNING_RATES = (0.4, 0.05)
+INIT_GAIN = 0.5
+#: the other engines' validated rates: rbp 91.5%, backprop (logistic,
+#: cross-entropy) 92.9% on the same split
+ENGINE_LEARNING_RATES = {"rbp": (0.05, 0.04), "backprop": (2.0, 0.5)}
 TAU_MS = 10.0
 DT_MS = 5.0
 
@@ -26,7 +36,8 @@ TRAINING = {
 
 
 def network(learning_rates=LEARNING_RATES):
-    return layered(SIZES, learning_rates, tau=TAU_MS, dt=DT_MS, name="two_layer")
+    return layered(SIZES, learning_rates, tau=TAU_MS, dt=DT_MS, name="two_layer",
+                   init_gain=INIT_GAIN)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,19 @@ from cortex_ep.twin.backprop import FeedforwardEngine, RecurrentBackpropEngine
 from cortex_ep.twin.relax import to_tensors
 
 
+def _problem(sizes, lrs, seed, n, bias):
+    """A layered net with shifted biases and a random batch of ``n`` samples."""
+    net = layered(sizes, lrs)
+    rng = np.random.default_rng(seed)
+    W, b = energy.init_params(net, seed)
+    b = {k: v + bias for k, v in b.items()}
+    x = rng.uniform(0, 1, (n, sizes[0]))
+    d = data.one_hot(rng.integers(0, sizes[-1], n), sizes[-1])
+    return net, W, b, x, d
+
+
 def test_feedforward_sgd_step_equals_hand_written_backprop():
-    net = layered([4, 3, 2], [0.3, 0.2])
-    rng = np.random.default_rng(0)
-    W, b = energy.init_params(net, 0)
-    b = {k: v + 0.1 for k, v in b.items()}
-    x = rng.uniform(0, 1, (5, 4))
-    d = data.one_hot(rng.integers(0, 2, 5), 2)
+    net, W, b, x, d = _problem([4, 3, 2], [0.3, 0.2], seed=0, n=5, bias=0.1)
     engine = FeedforwardEngine(net, "logistic", "mse", dtype="float64")
     W_new, b_new, out, _ = engine.epoch(W, b, x, d, np.ones(5), 5, x[:0])
     sig = lambda z: 1 / (1 + np.exp(-z))
@@ -61,12 +67,7 @@ def test_feedforward_rejects_bad_options_and_recording():
 
 @pytest.mark.parametrize("gradient", ["bptt", "implicit"])
 def test_recurrent_backprop_steps_along_the_exact_gradient(gradient):
-    net = layered([5, 4, 3], [0.2, 0.1])
-    rng = np.random.default_rng(2)
-    W, b = energy.init_params(net, 2)
-    b = {k: v + 0.3 for k, v in b.items()}
-    x = rng.uniform(0, 1, (6, 5))
-    d = data.one_hot(rng.integers(0, 3, 6), 3)
+    net, W, b, x, d = _problem([5, 4, 3], [0.2, 0.1], seed=2, n=6, bias=0.3)
     rel = Relaxation(free_steps=300, nudged_steps=2)
     engine = RecurrentBackpropEngine(net, Estimator(), rel, dtype="float64", gradient=gradient)
     W_new, b_new, _, _ = engine.epoch(W, b, x, d, np.ones(6), 6, x[:0])

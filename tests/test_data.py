@@ -134,3 +134,18 @@ def test_embedded_digits():
 def test_one_hot():
     np.testing.assert_array_equal(data.one_hot(np.array([2, 0]), 3),
                                   [[0, 0, 1], [1, 0, 0]])
+
+
+def test_validation_split_never_uses_the_held_out_digits(tmp_path):
+    make_idx_dir(tmp_path)
+    digits = data.load(str(tmp_path))
+    split = data.validation_split(digits, 10, seed=1)
+    assert split.x_train.shape == (30, 16) and split.x_test.shape == (10, 16)
+    assert np.bincount(split.y_test).tolist() == [1] * 10
+    # validation digits come from the training set, disjoint from what is trained on
+    train_rows = {r.tobytes() for r in digits.x_train}
+    assert all(r.tobytes() in train_rows for r in split.x_test)
+    assert not {r.tobytes() for r in split.x_test} & {r.tobytes() for r in split.x_train}
+    assert "validation" in split.source
+    with pytest.raises(data.DataError, match="--validation"):
+        data.validation_split(digits, 40)
