@@ -21,7 +21,7 @@ class UsageError(Exception):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .brian.engine import DEFAULT_TARGET, TARGETS
+    from .brian.targets import DEFAULT_TARGET, TARGETS
     from .energy import ACTIVATIONS
     from .estimators import ESTIMATORS
     from .train import BP_ACTIVATIONS, BP_LOSSES, ENGINES

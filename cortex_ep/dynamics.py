@@ -49,19 +49,29 @@ class Relaxed:
 
 
 def relax_to_tolerance(net, s, W, b, tol, max_steps, target=None, beta=0.0,
-                       activation="hard_sigmoid", check_every=20) -> Relaxed:
+                       activation="hard_sigmoid", check_every=20, fixed=None,
+                       patience=10, max_halvings=6) -> Relaxed:
     """Relax (noise-free) until max |ds/dt|·τ < ``tol`` or ``max_steps`` steps.
 
     The residual is checked every ``check_every`` steps; a residual of exactly
-    0 means the floating-point map has reached its fixed point.
+    0 means the floating-point map has reached its fixed point.  When the
+    residual has not improved for ``patience`` checks, either the Euler map
+    oscillates (the residual stays far above the arithmetic's rounding level):
+    then the step is halved, up to ``max_halvings`` times — the fixed point of
+    the flow does not depend on the step; or the state sits at the rounding
+    floor above ``tol``: then relaxing stops (``Relaxed.residual`` tells).
+    ``fixed``: the input currents, if already computed.
     """
     h = net.dt / net.tau
-    fixed = energy.input_currents(net, s[net.input.name], W, activation)
+    if fixed is None:
+        fixed = energy.input_currents(net, s[net.input.name], W, activation)
+    rounding = 1e6 * _eps(s[net.dynamic[0].name])
 
     def step(state):
-        return energy.euler_step(net, state, W, b, target, beta, activation, fixed=fixed)
+        return energy.euler_step(net, state, W, b, target, beta, activation, fixed=fixed,
+                                 h=h)
 
-    steps, residual = 0, float("inf")
+    steps, residual, best, stalled, halvings = 0, float("inf"), float("inf"), 0, 0
     while steps < max_steps:
         n = min(check_every, max_steps - steps)
         for _ in range(n - 1):
@@ -71,7 +81,24 @@ def relax_to_tolerance(net, s, W, b, tol, max_steps, target=None, beta=0.0,
         s, steps = new, steps + n
         if residual < tol:
             break
+        stalled = stalled + 1 if residual >= best else 0
+        best = min(best, residual)
+        if stalled >= patience:
+            if residual < rounding or halvings == max_halvings:
+                break
+            h, halvings, stalled, best = h / 2, halvings + 1, 0, float("inf")
     return Relaxed(s, steps, residual)
+
+
+def _eps(x) -> float:
+    """Machine epsilon of an array's or a tensor's float type."""
+    import numpy as np
+
+    if hasattr(x, "is_floating_point"):  # torch
+        import torch
+
+        return float(torch.finfo(x.dtype).eps)
+    return float(np.finfo(np.asarray(x).dtype).eps)
 
 
 def record_phases(net, x, d, W, b, free_steps, nudged_steps, beta, symmetric: bool,

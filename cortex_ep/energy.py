@@ -161,14 +161,15 @@ def neg_gradient(net, s, W, b, target=None, beta=0.0, activation="hard_sigmoid",
 
 
 def euler_step(net, s, W, b, target=None, beta=0.0, activation="hard_sigmoid",
-               noise=0.0, rng=None, fixed=None):
+               noise=0.0, rng=None, fixed=None, h=None):
     """One projected Euler step of ``τ ds/dt = −∂F/∂s + σ√τ ξ``, clipped to [0, 1].
 
     All populations are updated synchronously from the same state.  Returns a
     new state dict (the input entry is shared, not copied).  ``rng`` draws the
     noise: a numpy Generator, or for tensors a callable ``like -> N(0, 1)``.
+    ``h`` is the step in units of τ (default: the network's dt/τ).
     """
-    h = net.dt / net.tau
+    h = net.dt / net.tau if h is None else h
     grad = neg_gradient(net, s, W, b, target, beta, activation, fixed)
     new = dict(s)
     for name, g in grad.items():

@@ -14,6 +14,9 @@ phases; both are counted and reported.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
 import torch
 import xarray as xr
@@ -53,6 +56,106 @@ PRECISIONS = {"float64": np.float64, "longdouble": np.longdouble}
 DEFAULT_TOL = {"float64": 1e-15, "longdouble": 1e-18}
 
 
+@dataclass
+class _Problem:
+    """Everything the estimators of one batch share: data, the exact gradient, s⁰."""
+
+    net: Network
+    true: dict
+    boundary: dict
+    free: dynamics.Relaxed
+    phase: Callable
+    zero: dict
+    x: np.ndarray
+    d: np.ndarray
+    dtype: type
+    rng: np.random.Generator
+    attrs: dict
+
+
+def _prepare(net, x, d, W, b, noise, seed, activation, precision, tol, max_steps,
+             noisy_steps) -> _Problem:
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; choose one of "
+                         f"{', '.join(PRECISIONS)}")
+    tol = DEFAULT_TOL[precision] if tol is None else tol
+    dtype = PRECISIONS[precision]
+    Wn = {k: np.asarray(v, dtype) for k, v in W.items()}
+    bn = {k: np.asarray(v, dtype) for k, v in b.items()}
+    xn, dn = np.asarray(x, dtype), np.asarray(d, dtype)
+    rng = np.random.default_rng(seed)
+    fp = dynamics.relax_to_tolerance(net, dynamics.zero_state(net, xn), Wn, bn, tol,
+                                     max_steps, activation=activation)
+    t64 = {k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in fp.state.items()}
+    g = truth.implicit_gradient(
+        net, t64[net.input.name], torch.as_tensor(np.asarray(d, np.float64)),
+        to_tensors(W, "cpu", torch.float64), to_tensors(b, "cpu", torch.float64),
+        activation, fixed_point=dynamics.Relaxed(t64, fp.steps, fp.residual))
+
+    fixed = energy.input_currents(net, xn, Wn, activation)
+    cast = (lambda arrays, to: {k: np.asarray(v, to) for k, v in arrays.items()})
+    W64, b64 = cast(W, np.float64), cast(b, np.float64)
+    fixed64 = cast(fixed, np.float64)
+
+    def phase(start, target, beta):
+        if noise:
+            steps = noisy_steps[1] if target is not None else noisy_steps[0]
+            return dynamics.relax(net, start, Wn, bn, steps, target, beta, activation, noise,
+                                  rng, fixed)
+        if dtype is not np.float64:
+            # most of the way in fast float64, the last digits in extended precision
+            start = cast(dynamics.relax_to_tolerance(
+                net, cast(start, np.float64), W64, b64, 1e-14, max_steps,
+                None if target is None else np.asarray(target, np.float64),
+                np.asarray(beta, np.float64), activation, fixed=fixed64).state, dtype)
+        return dynamics.relax_to_tolerance(net, start, Wn, bn, tol, max_steps, target, beta,
+                                           activation, fixed=fixed).state
+
+    attrs = {"noise": float(noise), "tol": float(tol), "precision": precision,
+             "activation": activation, "batch": len(xn), "free_residual": float(fp.residual),
+             "free_steps_taken": int(fp.steps), "cg_residual": float(g.cg_residual),
+             "network": net.describe()}
+    return _Problem(net, {k: v.numpy() for k, v in _flat(net, g.W, g.b).items()},
+                    {k: v.numpy() for k, v in g.boundary.items()}, fp, phase,
+                    dynamics.zero_state(net, xn), xn, dn, dtype, rng, attrs)
+
+
+def _estimates(problem: _Problem, betas, estimators, repeats, activation):
+    """Yield ``(i, j, r, gradient estimate ĝ = −ΔW per parameter, kink crossings)``."""
+    net, act, dtype = problem.net, energy.get_activation(activation), problem.dtype
+    noisy = problem.attrs["noise"] > 0
+    for i, beta in enumerate(betas):
+        for j, name in enumerate(estimators):
+            est = Estimator(name, float(beta))
+            for r in range(repeats):
+                signs = est.signs(len(problem.x), problem.rng)
+                beta_s = dtype(est.beta) * signs.astype(dtype)
+                s0 = problem.phase(problem.zero, None, 0.0) if noisy else problem.free.state
+                a = problem.phase(s0, problem.d, beta_s)
+                c = problem.phase(s0, problem.d, -beta_s) if name == "symmetric" else s0
+                on_a, on_c = dynamics.on_boundary(net, a), dynamics.on_boundary(net, c)
+                crossings = sum(int((on_a[p] != on_c[p]).sum()) for p in on_a)
+                dW, db = ep_update(net, {k: act.rho(v) for k, v in a.items()},
+                                   {k: act.rho(v) for k, v in c.items()},
+                                   est.factors(signs).astype(dtype))
+                estimate = {k: -np.asarray(v, np.float64)
+                            for k, v in _flat(net, dW, db).items()}
+                yield i, j, r, estimate, crossings
+
+
+def _common_vars(problem: _Problem) -> tuple[dict, dict]:
+    net = problem.net
+    names, layers = param_names(net), [p.name for p in net.dynamic]
+    data = {
+        "true_norm": ("param", [float(np.linalg.norm(problem.true[n])) for n in names]),
+        "boundary_units": ("layer", [int(problem.boundary[p].sum()) for p in layers],
+                           {"long_name": "units on 0 or 1 at the free fixed point, summed "
+                                         "over the batch"}),
+        "layer_units": ("layer", [net[p].size * len(problem.x) for p in layers]),
+    }
+    return data, {"param": names, "layer": layers}
+
+
 def gradcheck(net: Network, x, d, W, b, betas, estimators=("one-sided", "symmetric"),
               noise: float = 0.0, repeats: int = 1, seed: int = 0,
               activation: str = "hard_sigmoid", precision: str = "longdouble",
@@ -73,7 +176,7 @@ def gradcheck(net: Network, x, d, W, b, betas, estimators=("one-sided", "symmetr
     precision : {"longdouble", "float64"}
         Arithmetic of the EP phases.  The symmetric estimate divides a
         difference of two nearly equal fixed points by 2β: in float64 rounding
-        puts a floor of about 1e-8 under its relative error at β = 1e-5, so
+        can put a floor of about 1e-8 under its relative error at β = 1e-5, so
         the default is numpy's extended precision (64-bit mantissa on x86).
     tol : float
         Relax each deterministic phase until max |ds/dt|·τ < tol (default
@@ -86,82 +189,92 @@ def gradcheck(net: Network, x, d, W, b, betas, estimators=("one-sided", "symmetr
     repeat) ``kink_crossings``; over ``param`` ``true_norm``; over ``layer``
     ``boundary_units`` at the free fixed point.
     """
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision {precision!r}; choose one of "
-                         f"{', '.join(PRECISIONS)}")
-    tol = DEFAULT_TOL[precision] if tol is None else tol
-    dtype = PRECISIONS[precision]
-    Wn = {k: np.asarray(v, dtype) for k, v in W.items()}
-    bn = {k: np.asarray(v, dtype) for k, v in b.items()}
-    xn, dn = np.asarray(x, dtype), np.asarray(d, dtype)
-    act = energy.get_activation(activation)
-    rng = np.random.default_rng(seed)
-
-    fp = dynamics.relax_to_tolerance(net, dynamics.zero_state(net, xn), Wn, bn, tol,
-                                     max_steps, activation=activation)
-    t64 = {k: torch.as_tensor(np.asarray(v, np.float64)) for k, v in fp.state.items()}
-    g = truth.implicit_gradient(
-        net, t64[net.input.name], torch.as_tensor(np.asarray(d, np.float64)),
-        to_tensors(W, "cpu", torch.float64), to_tensors(b, "cpu", torch.float64),
-        activation, fixed_point=dynamics.Relaxed(t64, fp.steps, fp.residual))
-    true = {k: v.numpy() for k, v in _flat(net, g.W, g.b).items()}
+    problem = _prepare(net, x, d, W, b, noise, seed, activation, precision, tol, max_steps,
+                       noisy_steps)
     names = param_names(net)
     shape = (len(betas), len(estimators), repeats, len(names))
     cos, rel, sign = (np.full(shape, np.nan) for _ in range(3))
     crossings = np.zeros(shape[:3], dtype=np.int64)
-
-    def phase(start, target, beta):
-        if noise:
-            steps = noisy_steps[1] if target is not None else noisy_steps[0]
-            return dynamics.relax(net, start, Wn, bn, steps, target, beta, activation, noise,
-                                  rng)
-        return dynamics.relax_to_tolerance(net, start, Wn, bn, tol, max_steps, target, beta,
-                                           activation).state
-
-    zero = dynamics.zero_state(net, xn)
-    for i, beta in enumerate(betas):
-        for j, name in enumerate(estimators):
-            est = Estimator(name, float(beta))
-            for r in range(repeats):
-                signs = est.signs(len(xn), rng)
-                beta_s = dtype(est.beta) * signs.astype(dtype)
-                s0 = phase(zero, None, 0.0) if noise else fp.state
-                a = phase(s0, dn, beta_s)
-                c = phase(s0, dn, -beta_s) if name == "symmetric" else s0
-                moved = {p: dynamics.on_boundary(net, a)[p] != dynamics.on_boundary(net, c)[p]
-                         for p in g.boundary}
-                crossings[i, j, r] = sum(int(m.sum()) for m in moved.values())
-                dW, db = ep_update(net, {k: act.rho(v) for k, v in a.items()},
-                                   {k: act.rho(v) for k, v in c.items()},
-                                   est.factors(signs).astype(dtype))
-                estimate = _flat(net, dW, db)
-                for k, pname in enumerate(names):
-                    cos[i, j, r, k], rel[i, j, r, k], sign[i, j, r, k] = compare(
-                        -np.asarray(estimate[pname], np.float64), true[pname])
-            if progress:
-                progress()
-    layers = [p.name for p in net.dynamic]
+    for i, j, r, estimate, kinks in _estimates(problem, betas, estimators, repeats,
+                                               activation):
+        crossings[i, j, r] = kinks
+        for k, pname in enumerate(names):
+            cos[i, j, r, k], rel[i, j, r, k], sign[i, j, r, k] = compare(
+                estimate[pname], problem.true[pname])
+        if progress and r == repeats - 1:
+            progress()
+    common, coords = _common_vars(problem)
+    dims = ("beta", "estimator", "repeat", "param")
     return xr.Dataset(
-        {
-            "cosine": (("beta", "estimator", "repeat", "param"), cos),
-            "rel_error": (("beta", "estimator", "repeat", "param"), rel, {"units": "1"}),
-            "sign_agreement": (("beta", "estimator", "repeat", "param"), sign),
-            "kink_crossings": (("beta", "estimator", "repeat"), crossings,
-                               {"long_name": "units that moved between a face of the box "
-                                             "and its interior from phase B to phase A"}),
-            "true_norm": ("param", [float(np.linalg.norm(true[n])) for n in names]),
-            "boundary_units": ("layer", [int(g.boundary[p].sum()) for p in layers],
-                               {"long_name": "units on 0 or 1 at the free fixed point, "
-                                             "summed over the batch"}),
-            "layer_units": ("layer", [net[p].size * len(xn) for p in layers]),
-        },
+        {"cosine": (dims, cos), "rel_error": (dims, rel, {"units": "1"}),
+         "sign_agreement": (dims, sign),
+         "kink_crossings": (dims[:3], crossings,
+                            {"long_name": "units that moved between a face of the box and "
+                                          "its interior from phase B to phase A"}),
+         **common},
         coords={"beta": np.asarray(betas, float), "estimator": list(estimators),
-                "repeat": np.arange(repeats), "param": names, "layer": layers},
-        attrs={"noise": float(noise), "tol": float(tol), "precision": precision,
-               "activation": activation, "batch": len(xn),
-               "free_residual": float(fp.residual), "free_steps_taken": int(fp.steps),
-               "cg_residual": float(g.cg_residual), "network": net.describe()},
-    )
+                "repeat": np.arange(repeats), **coords},
+        attrs=problem.attrs)
+
+
+def bias_variance(net: Network, x, d, W, b, betas, estimators=("one-sided", "symmetric"),
+                  noise: float = 0.0, repeats: int = 1, seed: int = 0,
+                  activation: str = "hard_sigmoid", precision: str = "longdouble",
+                  tol: float | None = None, max_steps: int = 50_000,
+                  noisy_steps: tuple[int, int] = (100, 50)) -> xr.Dataset:
+    """Bias and variance of the EP estimate over ``repeats`` noise realisations.
+
+    For every β, estimator and parameter, with ``g`` the exact gradient and
+    ``ĝ_r`` the estimate of realisation r:
+
+    - ``bias`` ≈ ‖E[ĝ] − g‖ / ‖g‖
+    - ``variance`` ≈ E‖ĝ − E[ĝ]‖² / ‖g‖²
+    - ``mse`` = bias² + variance ≈ E‖ĝ − g‖² / ‖g‖²
+
+    estimated without bias from the R realisations (sample variance with
+    R − 1; the squared bias less the variance of the mean, clipped at 0).
+
+    Arguments as for :func:`gradcheck`; without noise ``repeats`` is 1 and the
+    variance 0.
+    """
+    repeats = repeats if noise else 1
+    problem = _prepare(net, x, d, W, b, noise, seed, activation, precision, tol, max_steps,
+                       noisy_steps)
+    names = param_names(net)
+    shape = (len(betas), len(estimators), len(names))
+    bias, variance, crossings = np.zeros(shape), np.zeros(shape), np.zeros(shape[:2])
+    total = {}
+    squares = {}
+    for i, j, r, estimate, kinks in _estimates(problem, betas, estimators, repeats,
+                                               activation):
+        crossings[i, j] += kinks / repeats
+        for pname in names:
+            total[i, j, pname] = total.get((i, j, pname), 0.0) + estimate[pname]
+            squares[i, j, pname] = (squares.get((i, j, pname), 0.0)
+                                    + float(np.sum(estimate[pname] ** 2)))
+        if r < repeats - 1:
+            continue
+        for k, pname in enumerate(names):
+            true = problem.true[pname]
+            norm2 = max(float(np.sum(true ** 2)), 1e-300)
+            mean = total.pop((i, j, pname)) / repeats
+            spread = max(squares.pop((i, j, pname)) / repeats - float(np.sum(mean ** 2)), 0.0)
+            # unbiased over the realisations: E‖mean − g‖² carries variance / R
+            var = spread * repeats / (repeats - 1) if repeats > 1 else 0.0
+            bias2 = float(np.sum((mean - true) ** 2)) - var / repeats
+            bias[i, j, k] = np.sqrt(max(bias2, 0.0) / norm2)
+            variance[i, j, k] = var / norm2
+    common, coords = _common_vars(problem)
+    dims = ("beta", "estimator", "param")
+    return xr.Dataset(
+        {"bias": (dims, bias, {"long_name": "‖E[ĝ] − g‖ / ‖g‖"}),
+         "variance": (dims, variance, {"long_name": "E‖ĝ − E[ĝ]‖² / ‖g‖²"}),
+         "mse": (dims, bias ** 2 + variance, {"long_name": "E‖ĝ − g‖² / ‖g‖² = bias² + variance"}),
+         "kink_crossings": (dims[:2], crossings,
+                            {"long_name": "mean units crossing a kink between the phases"}),
+         **common},
+        coords={"beta": np.asarray(betas, float), "estimator": list(estimators), **coords},
+        attrs={**problem.attrs, "repeats": repeats})
 
 
 def loglog_slope(betas, errors, lo=1e-5, hi=1e-3) -> float:

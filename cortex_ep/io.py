@@ -43,6 +43,16 @@ def write_dataset(ds: xr.Dataset, path) -> Path:
     return Path(path)
 
 
+def write_figure(fig, path, dpi: int = 130) -> Path:
+    """Save a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return Path(path)
+
+
 def read_dataset(path) -> xr.Dataset:
     """Read a netCDF file written by :func:`write_dataset` fully into memory.
 

@@ -83,7 +83,7 @@ class TrainConfig:
         if self.engine not in ENGINES:
             raise ValueError(f"unknown engine {self.engine!r}; choose one of "
                              f"{', '.join(ENGINES)}")
-        from .brian.engine import TARGETS
+        from .brian.targets import TARGETS
 
         if self.target not in TARGETS:
             raise ValueError(f"unknown Brian2 target {self.target!r}; choose one of "

@@ -28,8 +28,7 @@ from ..reference import Relaxation
 from ..spec import Network
 from . import equations as eq
 
-TARGETS = ("cpp_standalone", "cython", "numpy")
-DEFAULT_TARGET = "cpp_standalone"
+from .targets import DEFAULT_TARGET, TARGETS  # noqa: F401  (re-exported)
 
 
 @dataclass(frozen=True)
