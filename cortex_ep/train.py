@@ -176,6 +176,8 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
                          f"population {net.input.name!r} has {net.input.size} units")
     engine = engine or make_engine(net, config)
     torch_seed(config)
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(config.seed)
     W, b = energy.init_params(net, config.seed)
     attrs = {**network_attrs(net), **config.attrs(), "data": digits.source,

@@ -180,3 +180,22 @@ def test_engine_epoch_protocol_matches_reference_engine(tiny_net, tmp_path):
 def test_unknown_target(tiny_net):
     with pytest.raises(ValueError, match="unknown Brian2 target 'gpu'"):
         BrianEngine(tiny_net, Estimator(), REL, target="gpu")
+
+
+def test_sample_durations_that_are_not_whole_in_floating_point(tiny_net, tiny_batch, tmp_path):
+    """20 free + 2 × 4 nudged steps of 5 ms: 140 ms / 5 ms is 28.000000000000004 in
+    floating point; the per-sample tables must still switch exactly at sample edges."""
+    x, d, _ = tiny_batch
+    W, b = _params(tiny_net)
+    est = Estimator("symmetric", 0.5)
+    rel = Relaxation(20, 4)
+    schedule = make_schedule(x, d, est, batch_size=3)
+    res = BrianEngine(tiny_net, est, rel, target="numpy", build_root=tmp_path).run(
+        schedule, W, b)
+    W_ref, b_ref = {k: v.copy() for k, v in W.items()}, {k: v.copy() for k, v in b.items()}
+    out = [reference.train_batch(tiny_net, x[i:i + 3], d[i:i + 3], W_ref, b_ref, est, rel,
+                                 np.ones(len(x[i:i + 3])))
+           for i in range(0, len(x), 3)]
+    np.testing.assert_allclose(res.free_output, np.concatenate(out), atol=1e-12)
+    for k in W:
+        np.testing.assert_allclose(res.W[k], W_ref[k], atol=1e-12)
