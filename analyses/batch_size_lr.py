@@ -96,9 +96,7 @@ def plot(ds: xr.Dataset, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sweeps.add_sweep_arguments(parser, "runs/batch_size_lr")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=10)
+    sweeps.add_sweep_arguments(parser, "runs/batch_size_lr", seeds=3, epochs=10)
     args = parser.parse_args(argv)
     out = io.check_writable_dir(args.out)
     if args.quick:

@@ -195,8 +195,7 @@ def plot(ds: xr.Dataset, out: Path) -> list[Path]:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sweeps.add_sweep_arguments(parser, "runs/beta_bias_variance")
-    parser.add_argument("--seeds", type=int, default=10)
+    sweeps.add_sweep_arguments(parser, "runs/beta_bias_variance", seeds=10)
     parser.add_argument("--repeats", type=int, default=5,
                         help="noise realisations per minibatch")
     args = parser.parse_args(argv)

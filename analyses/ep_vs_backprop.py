@@ -85,9 +85,7 @@ def plot(ds: xr.Dataset, out):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sweeps.add_sweep_arguments(parser, "runs/ep_vs_backprop")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--epochs", type=int, default=10)
+    sweeps.add_sweep_arguments(parser, "runs/ep_vs_backprop", seeds=5, epochs=10)
     args = parser.parse_args(argv)
     out = io.check_writable_dir(args.out)
     if args.quick:

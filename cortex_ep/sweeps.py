@@ -137,8 +137,10 @@ def combine(grid: dict, cell_dir) -> xr.Dataset:
     return stack(0, {})
 
 
-def add_sweep_arguments(parser, default_out: str) -> None:
-    """The options every analysis script shares."""
+def add_sweep_arguments(parser, default_out: str, seeds: int | None = None,
+                        epochs: int | None = None) -> None:
+    """The options every analysis script shares (``--seeds``/``--epochs`` when
+    a default is given)."""
     from pathlib import Path as _Path
 
     parser.add_argument("--quick", action="store_true",
@@ -151,6 +153,10 @@ def add_sweep_arguments(parser, default_out: str) -> None:
     parser.add_argument("--workers", type=int, default=None,
                         help="LocalCluster worker processes (default: one per core)")
     parser.add_argument("--no-progress", action="store_true")
+    if seeds is not None:
+        parser.add_argument("--seeds", type=int, default=seeds, help="seeds per setting")
+    if epochs is not None:
+        parser.add_argument("--epochs", type=int, default=epochs, help="training epochs")
 
 
 #: named training algorithms compared by the analyses: engine and EP estimator.
