@@ -67,6 +67,15 @@ class Estimator:
             return rng.choice(np.array([-1.0, 1.0]), size=n)
         return np.ones(n)
 
+    def compared_rates(self, states: dict, activation: str = "hard_sigmoid"):
+        """ρ(s) of phases A and B (see the table above) from ``{phase: state dict}``."""
+        from .energy import get_activation
+
+        rho = get_activation(activation).rho
+        a = states["nudged"]
+        b = states["nudged_neg"] if self.name == "symmetric" else states["free"]
+        return {k: rho(v) for k, v in a.items()}, {k: rho(v) for k, v in b.items()}
+
     def factors(self, signs: np.ndarray) -> np.ndarray:
         """Per-sample factor multiplying the A − B difference, shape ``(n,)``."""
         if self.name == "symmetric":

@@ -77,12 +77,8 @@ def ep_phases(net, x, target, W, b, estimator: Estimator, relaxation: Relaxation
 
 def ep_gradient(net, states, signs, estimator: Estimator, activation="hard_sigmoid"):
     """The estimator's descent direction from the phase states of :func:`ep_phases`."""
-    act = energy.get_activation(activation)
-    a = states["nudged"]
-    b_ = states["nudged_neg"] if estimator.name == "symmetric" else states["free"]
-    rates_a = {k: act.rho(v) for k, v in a.items()}
-    rates_b = {k: act.rho(v) for k, v in b_.items()}
-    return ep_update(net, rates_a, rates_b, estimator.factors(signs))
+    return ep_update(net, *estimator.compared_rates(states, activation),
+                     estimator.factors(signs))
 
 
 def train_batch(net, x, target, W, b, estimator, relaxation, signs=None, rng=None):

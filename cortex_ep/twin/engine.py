@@ -63,19 +63,8 @@ class TorchEngine:
 
         ``factors``: the estimator's per-sample factors as a tensor.
         """
-        act = energy.get_activation(self.relaxation.activation)
-        a = states["nudged"]
-        c = states["nudged_neg"] if self.estimator.name == "symmetric" else states["free"]
-        if act.name == "hard_sigmoid":
-            # the projected state already lies in [0, 1], where ρ(s) = s
-            rate = {k: v for k, v in a.items() if k != self.net.input.name}, \
-                {k: v for k, v in c.items() if k != self.net.input.name}
-        else:
-            rate = ({k: act.rho(v) for k, v in a.items() if k != self.net.input.name},
-                    {k: act.rho(v) for k, v in c.items() if k != self.net.input.name})
-        x_rate = act.rho(a[self.net.input.name])
-        rate[0][self.net.input.name] = rate[1][self.net.input.name] = x_rate
-        return ep_update(self.net, rate[0], rate[1], factors)
+        return ep_update(self.net, *self.estimator.compared_rates(
+            states, self.relaxation.activation), factors)
 
     # ---------------------------------------------------- engine protocol
     @torch.no_grad()

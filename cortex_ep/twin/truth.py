@@ -72,11 +72,15 @@ def implicit_gradient(net: Network, x, d, W, b, activation="hard_sigmoid", fixed
     boundary = on_boundary(net, s)
     interior = {k: (~boundary[k]).to(x.dtype) for k in names}
 
+    params = {**{f"W:{k}": v.detach().clone().requires_grad_(True) for k, v in W.items()},
+              **{f"b:{k}": v.detach().clone().requires_grad_(True) for k, v in b.items()}}
     s_leaf = {k: s[k].clone().requires_grad_(True) for k in names}
-    state = {**s, **s_leaf}
     with torch.enable_grad():
-        grad_s = torch.autograd.grad(energy.energy(net, state, W, b, activation).sum(),
-                                     [s_leaf[k] for k in names], create_graph=True)
+        # one graph of ∂E/∂s serves the Hessian-vector products (d/ds) and the
+        # mixed derivative λᵀ ∂²E/∂s∂θ (d/dθ)
+        e = energy.energy(net, {**s, **s_leaf}, {k: params[f"W:{k}"] for k in W},
+                          {k: params[f"b:{k}"] for k in b}, activation).sum()
+        grad_s = torch.autograd.grad(e, [s_leaf[k] for k in names], create_graph=True)
 
         def hvp(v):
             out = torch.autograd.grad(grad_s, [s_leaf[k] for k in names],
@@ -88,15 +92,7 @@ def implicit_gradient(net: Network, x, d, W, b, activation="hard_sigmoid", fixed
         rhs = {k: torch.zeros_like(s[k]) for k in names}
         rhs[y] = (s[y] - d) * interior[y]
         lam, cg_res = _batched_cg(hvp, rhs, names, cg_tol, cg_max_iter)
-
-        params = {**{f"W:{k}": v.detach().clone().requires_grad_(True) for k, v in W.items()},
-                  **{f"b:{k}": v.detach().clone().requires_grad_(True) for k, v in b.items()}}
-        Wl = {k: params[f"W:{k}"] for k in W}
-        bl = {k: params[f"b:{k}"] for k in b}
-        s_in = {**s, **{k: s[k].clone().requires_grad_(True) for k in names}}
-        g = torch.autograd.grad(energy.energy(net, s_in, Wl, bl, activation).sum(),
-                                [s_in[k] for k in names], create_graph=True)
-        mixed = sum((gi * lam[k]).sum() for gi, k in zip(g, names))
+        mixed = sum((gi * lam[k]).sum() for gi, k in zip(grad_s, names))
         grads = torch.autograd.grad(mixed, list(params.values()), allow_unused=True)
     n = x.shape[0]
     out = {k: (-gr / n if gr is not None else torch.zeros_like(params[k]))
