@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import xarray as xr
 
 from cortex_ep import io, sweeps

@@ -1,8 +1,10 @@
 """The ``cortex-ep`` command.
 
 ``cortex-ep train`` trains a network by EP (Brian2 engine by default) on the
-embedded MNIST subset or full MNIST and writes ``history.nc``, ``weights.nc``
-and optionally ``traces.nc`` to ``--out``.
+embedded MNIST subset or full MNIST and writes ``history.nc``, ``weights.nc``,
+``checkpoint.nc`` and, with ``--record``, ``traces/`` and ``weights/`` per
+recorded epoch to ``--out``; ``--resume DIR`` continues a run.
+``cortex-ep gradcheck`` compares EP's estimate with the exact gradient.
 """
 
 from __future__ import annotations
@@ -71,7 +73,20 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=None,
                    help="output directory (default: runs/<model>-<time>)")
     t.add_argument("--record", type=int, default=0, metavar="N",
-                   help="write free/nudged traces of N held-out digits to traces.nc")
+                   help="record free/nudged traces of a fixed probe set of N held-out digits "
+                        "(balanced over classes) into traces/epoch_NNNN.nc")
+    t.add_argument("--record-epochs", type=int, nargs="+", default=None, metavar="E",
+                   help="epochs after which to record (0 = before learning); default: the "
+                        "last")
+    t.add_argument("--resume", type=Path, default=None, metavar="DIR",
+                   help="continue the run in DIR from its last checkpoint, with its "
+                        "settings (--epochs may be raised)")
+    t.add_argument("--on-divergence", choices=("stop", "warn"), default="stop",
+                   help="when weights turn NaN/explode or the free phase stops settling: "
+                        "stop (keeping the last good checkpoint) or warn and go on")
+    t.add_argument("--settle-tol", type=float, default=None,
+                   help="tolerance on max|ds/dt|·τ at the end of the free phase "
+                        "(default 0.1)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     g = sub.add_parser("gradcheck", help="EP gradient estimates against the exact gradient",
                        description="Compare EP's estimate with the exact gradient of C(s⁰) "
@@ -169,13 +184,57 @@ def cmd_gradcheck(args) -> int:
     return 0
 
 
+#: options not kept for --resume: where the run is, and how it shows progress
+NOT_STORED = ("command", "resume", "out", "no_progress")
+
+
+def _explicit_options(argv) -> set:
+    """Destinations of the options given on the command line (not defaults)."""
+    parser = _parser()
+    for action in parser._subparsers._group_actions[0].choices["train"]._actions:
+        action.default = argparse.SUPPRESS
+    return set(vars(parser.parse_args(argv))) - {"command"}
+
+
+def _restore_resumed_options(args, argv) -> None:
+    """Fill the options not given on the command line from the run being resumed."""
+    import json
+
+    from . import checkpoint
+
+    try:
+        ck = checkpoint.load(args.resume)
+    except checkpoint.CheckpointError as err:
+        raise UsageError(str(err)) from None
+    if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise UsageError(f"--out {args.out} and --resume {args.resume} differ; a resumed run "
+                         "continues in its own directory: drop --out")
+    stored = json.loads(ck.attrs.get("cli_args", "{}"))
+    explicit = _explicit_options(argv)
+    # options given now win; a change that would alter the run is refused later by
+    # checkpoint.check_compatible (more --epochs, or another --on-divergence, is fine)
+    for name, value in stored.items():
+        if name not in explicit:
+            setattr(args, name, value)
+    args.out = args.resume
+
+
+def _stored_options(args) -> str:
+    """The run's options as JSON, kept in its files so that --resume can restore them."""
+    import json
+
+    return json.dumps({k: (str(v) if isinstance(v, Path) else v)
+                       for k, v in vars(args).items() if k not in NOT_STORED})
+
+
 def _prepare_train(args):
     """Validate every argument and load the data; creates nothing."""
-    from . import data, io, models
+    from . import checkpoint, data, io, models
     from .estimators import Estimator
     from .reference import Relaxation
     from .spec import with_learning_rates
-    from .train import ENERGY_ENGINES, TrainConfig, make_engine
+    from .train import (ENERGY_ENGINES, TrainConfig, check_record_epochs, make_engine,
+                        run_attrs)
 
     try:
         model = models.load(args.model)
@@ -208,6 +267,13 @@ def _prepare_train(args):
         if args.record and args.engine not in ENERGY_ENGINES:
             raise UsageError(f"--record needs an energy-based engine "
                              f"({', '.join(ENERGY_ENGINES)}); {args.engine} has no dynamics")
+        if args.record_epochs is not None:
+            if not args.record:
+                raise UsageError("--record-epochs needs --record N (how many held-out "
+                                 "digits to record)")
+            check_record_epochs(args.record_epochs, config.epochs)
+        if args.settle_tol is not None and not (args.settle_tol > 0):
+            raise UsageError(f"--settle-tol {args.settle_tol}: give a tolerance > 0")
         out = args.out or Path("runs") / f"{net.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         out = io.check_writable_dir(out)
         digits = data.load(args.data, args.train_size, args.test_size, seed=args.seed)
@@ -219,23 +285,40 @@ def _prepare_train(args):
         if digits.x_train.shape[1] != net.input.size:
             raise UsageError(f"the data has {digits.x_train.shape[1]} pixels per image, "
                              f"but model {args.model!r} expects {net.input.size}")
+        attrs = run_attrs(net, config, digits, {"model": args.model,
+                                                "cli_args": _stored_options(args)})
+        if args.resume is not None:
+            ck = checkpoint.load(out)
+            checkpoint.check_compatible(ck, attrs, out)
+        elif (out / checkpoint.FILENAME).exists():
+            raise UsageError(f"--out {out} already holds a run (its {checkpoint.FILENAME}); "
+                             f"continue it with --resume {out}, or choose a new --out")
     except UsageError:
         raise
-    except ValueError as err:  # SpecError and DataError are ValueErrors
+    except ValueError as err:  # SpecError, DataError and CheckpointError are ValueErrors
         raise UsageError(str(err)) from None
-    return model, net, config, digits, out, engine
+    return model, net, config, digits, out, engine, attrs
 
 
 def cmd_train(args) -> int:
     from .train import train
 
-    model, net, config, digits, out, engine = _prepare_train(args)
+    from .health import SETTLE_TOL, DivergenceError
+
+    model, net, config, digits, out, engine, attrs = _prepare_train(args)
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
         history, _, _ = train(net, digits, config, out=out, record=args.record,
                               progress=not args.no_progress,
-                              extra_attrs={"model": args.model}, engine=engine)
+                              extra_attrs={k: attrs[k] for k in ("model", "cli_args")},
+                              engine=engine, record_epochs=args.record_epochs,
+                              resume=args.resume is not None,
+                              on_divergence=args.on_divergence,
+                              settle_tol=args.settle_tol or SETTLE_TOL)
+    except DivergenceError as err:
+        print(f"cortex-ep: training stopped: {err}", file=sys.stderr)
+        return 3
     except BaseException:
         if created and not any(out.iterdir()):
             shutil.rmtree(out, ignore_errors=True)
@@ -257,6 +340,8 @@ def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "train" and args.resume is not None:
+            _restore_resumed_options(args, sys.argv[1:] if argv is None else argv)
         return {"train": cmd_train, "gradcheck": cmd_gradcheck}[args.command](args)
     except UsageError as err:
         parser.exit(2, f"cortex-ep: error: {err}\n")

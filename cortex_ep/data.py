@@ -133,8 +133,10 @@ def write_idx(path, array: np.ndarray) -> None:
     code = 0x0D if np.issubdtype(array.dtype, np.floating) else 0x08
     array = np.ascontiguousarray(array, dtype=_IDX_DTYPES[code])
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    from .io import atomic_path
+
     opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "wb") as fh:
+    with atomic_path(path) as tmp, opener(tmp, "wb") as fh:
         fh.write(header + array.tobytes())
 
 

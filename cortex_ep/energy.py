@@ -3,9 +3,12 @@
 Notation (DESIGN.md): states ``s`` are dicts ``{population: array (batch, N)}``,
 weights ``W`` dicts ``{projection.name: array (N_pre, N_post)}``, biases ``b``
 dicts ``{population: array (N,)}``.  The input population is clamped, so it
-carries no bias and no ``½‖s‖²`` term.
+carries no bias and no ``½‖s‖²`` term.  A population with lateral in-column
+weights adds ``W[lateral_name(pop)]``, an array ``(C, K, K)`` of C symmetric
+blocks with zero diagonals (C columns of K units).
 
     E(s) = ½ Σ_{l≥1} ‖s_l‖² − Σ_proj ρ(s_pre)ᵀ W ρ(s_post) − Σ_{l≥1} b_lᵀ ρ(s_l)
+           − ½ Σ_lateral Σ_c ρ(s_l,c)ᵀ L_c ρ(s_l,c)
     C(s) = ½ ‖s_L − d‖²
     F(s) = E(s) + β C(s)
 
@@ -87,6 +90,63 @@ def rho_prime(s, activation: str = "hard_sigmoid"):
     return get_activation(activation).rho_prime(s)
 
 
+# ------------------------------------------------------------ lateral weights
+def lateral_name(population: str) -> str:
+    """Key of a population's lateral weights in ``W`` (a self-projection cannot
+    exist, so the name is free)."""
+    return f"{population}_{population}"
+
+
+def weight_names(net: Network) -> list[str]:
+    """Keys of ``W``: the projections, then the lateral blocks."""
+    return [p.name for p in net.projections] + [lateral_name(p.name) for p in net.lateral]
+
+
+def weight_learning_rates(net: Network) -> dict:
+    """Learning rate of every entry of ``W``: projections' ``lr``, lateral ``lateral_lr``."""
+    rates = {p.name: p.lr for p in net.projections}
+    rates.update({lateral_name(p.name): p.lateral_lr for p in net.lateral})
+    return rates
+
+
+def lateral_current(rate, L):
+    """``L ρ`` per column: rates ``(batch, C·K)``, blocks ``(C, K, K)`` -> ``(batch, C·K)``.
+
+    ``L`` is symmetric, so this is also ``−∂/∂ρ`` of ``−½ ρᵀ L ρ``.
+    """
+    batch, (n_col, k) = rate.shape[0], L.shape[:2]
+    by_column = rate.reshape(batch, n_col, k).swapaxes(0, 1)     # (C, batch, K)
+    return (by_column @ L).swapaxes(0, 1).reshape(batch, n_col * k)
+
+
+def lateral_outer(rate, factors, n_columns: int):
+    """Σ_batch factor · ρ_c ρ_cᵀ per column with zero diagonal, ``(C, K, K)``.
+
+    Symmetrised as ``½(G + Gᵀ)`` so that rounding keeps ``L`` exactly symmetric.
+    """
+    batch, n = rate.shape
+    k = n // n_columns
+    col = rate.reshape(batch, n_columns, k).swapaxes(0, 1)           # (C, batch, K)
+    g = (col * factors[None, :, None]).swapaxes(1, 2) @ col          # (C, K, K)
+    g = 0.5 * (g + g.swapaxes(1, 2))
+    diagonal = list(range(k))
+    g[:, diagonal, diagonal] = 0.0
+    return g
+
+
+def symmetrize_lateral(net: Network, grads: dict) -> dict:
+    """Gradients w.r.t. independent matrix entries -> w.r.t. the symmetric lateral
+    weights: ``L_ij`` and ``L_ji`` are one parameter, so their gradients add."""
+    out = dict(grads)
+    for pop in net.lateral:
+        key = lateral_name(pop.name)
+        g = grads[key] + grads[key].swapaxes(1, 2)
+        diagonal = list(range(g.shape[-1]))
+        g[:, diagonal, diagonal] = 0.0
+        out[key] = g
+    return out
+
+
 # --------------------------------------------------------------------- energy
 # Written with array methods and operators only, so that numpy arrays and torch
 # tensors (with autograd) go through the very same formulas.
@@ -99,6 +159,9 @@ def energy(net: Network, s: dict, W: dict, b: dict, activation: str = "hard_sigm
         e = e + 0.5 * (s[pop.name] ** 2).sum(-1) - r[pop.name] @ b[pop.name]
     for proj in net.projections:
         e = e - ((r[proj.pre] @ W[proj.name]) * r[proj.post]).sum(-1)
+    for pop in net.lateral:
+        rate = r[pop.name]
+        e = e - 0.5 * (lateral_current(rate, W[lateral_name(pop.name)]) * rate).sum(-1)
     return e
 
 
@@ -145,6 +208,9 @@ def drive(net: Network, s: dict, W: dict, b: dict, activation="hard_sigmoid", fi
         if proj.pre != net.input.name:
             out[proj.post] = out[proj.post] + r[proj.pre] @ W[proj.name]
             out[proj.pre] = out[proj.pre] + r[proj.post] @ W[proj.name].T
+    for pop in net.lateral:
+        out[pop.name] = out[pop.name] + lateral_current(r[pop.name],
+                                                        W[lateral_name(pop.name)])
     return out
 
 
@@ -185,9 +251,11 @@ def euler_step(net, s, W, b, target=None, beta=0.0, activation="hard_sigmoid",
 def init_params(net: Network, seed: int = 0, dtype=np.float64):
     """Glorot-uniform weights (times each projection's ``init_gain``) and zero biases.
 
+    Lateral weights start at 0: columns begin uncoupled and EP shapes them.
+
     Returns
     -------
-    W : dict of (N_pre, N_post) arrays
+    W : dict of (N_pre, N_post) arrays, and (C, K, K) lateral blocks
     b : dict of (N,) arrays, one per hidden / output population
     """
     rng = np.random.default_rng(seed)
@@ -196,6 +264,9 @@ def init_params(net: Network, seed: int = 0, dtype=np.float64):
         n_in, n_out = net[proj.pre].size, net[proj.post].size
         limit = proj.init_gain * np.sqrt(6.0 / (n_in + n_out))
         W[proj.name] = rng.uniform(-limit, limit, size=(n_in, n_out)).astype(dtype)
+    for pop in net.lateral:
+        W[lateral_name(pop.name)] = np.zeros((pop.n_columns, pop.column_size,
+                                              pop.column_size), dtype=dtype)
     for pop in net.dynamic:
         b[pop.name] = np.zeros(pop.size, dtype=dtype)
     return W, b

@@ -14,6 +14,7 @@ and estimates the *descent direction* −∂L/∂θ of the loss:
 
     ΔW = factor · (ρ(s_pre^A) ρ(s_post^A)ᵀ − ρ(s_pre^B) ρ(s_post^B)ᵀ)
     Δb = factor · (ρ(s^A) − ρ(s^B))
+    ΔL = factor · (ρ(s_c^A) ρ(s_c^A)ᵀ − ρ(s_c^B) ρ(s_c^B)ᵀ)   per column c, diagonal 0
 
 averaged over the batch.  Both engines use this table: the Brian2 engine as
 synapse code, the numpy reference through :func:`ep_update`.
@@ -97,9 +98,11 @@ def ep_update(net, rates_a: dict, rates_b: dict, factors: np.ndarray):
 
     Returns
     -------
-    dW : dict of (N_pre, N_post) arrays
+    dW : dict of (N_pre, N_post) arrays, and (C, K, K) lateral blocks
     db : dict of (N,) arrays
     """
+    from .energy import lateral_name, lateral_outer
+
     f = factors[:, None]
     n = f.shape[0]
     dW = {}
@@ -111,6 +114,10 @@ def ep_update(net, rates_a: dict, rates_b: dict, factors: np.ndarray):
         else:
             dW[proj.name] = ((a_pre * f).T @ rates_a[proj.post]
                              - (b_pre * f).T @ rates_b[proj.post]) / n
+    for pop in net.lateral:
+        dW[lateral_name(pop.name)] = (lateral_outer(rates_a[pop.name], factors, pop.n_columns)
+                                      - lateral_outer(rates_b[pop.name], factors,
+                                                      pop.n_columns)) / n
     db = {pop.name: (f * (rates_a[pop.name] - rates_b[pop.name])).mean(0)
           for pop in net.dynamic}
     return dW, db

@@ -29,7 +29,8 @@ from .twin.relax import to_tensors
 
 
 def param_names(net: Network) -> list[str]:
-    return [f"W_{p.name}" for p in net.projections] + [f"b_{p.name}" for p in net.dynamic]
+    return ([f"W_{k}" for k in energy.weight_names(net)]
+            + [f"b_{p.name}" for p in net.dynamic])
 
 
 def _flat(net, W, b) -> dict:

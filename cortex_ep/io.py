@@ -36,10 +36,17 @@ def _umask() -> int:
     return mask
 
 
-def write_dataset(ds: xr.Dataset, path) -> Path:
-    """Write ``ds`` to netCDF at ``path`` atomically."""
+def write_dataset(ds: xr.Dataset, path, compress: bool = False) -> Path:
+    """Write ``ds`` to netCDF at ``path`` atomically.
+
+    ``compress``: deflate the floating-point variables (lossless; recorded
+    traces, with their NaN tails and saturated units, shrink several-fold).
+    """
+    encoding = {name: {"zlib": True, "complevel": 1, "shuffle": True}
+                for name, var in ds.data_vars.items()
+                if var.dtype.kind == "f"} if compress else None
     with atomic_path(path) as tmp:
-        ds.to_netcdf(tmp, engine=NETCDF_ENGINE)
+        ds.to_netcdf(tmp, engine=NETCDF_ENGINE, encoding=encoding)
     return Path(path)
 
 

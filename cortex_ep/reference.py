@@ -88,8 +88,8 @@ def train_batch(net, x, target, W, b, estimator, relaxation, signs=None, rng=Non
     """
     states, signs = ep_phases(net, x, target, W, b, estimator, relaxation, signs, rng)
     dW, db = ep_gradient(net, states, signs, estimator, relaxation.activation)
-    for proj in net.projections:
-        W[proj.name] += proj.lr * dW[proj.name]
+    for name, lr in energy.weight_learning_rates(net).items():
+        W[name] += lr * dW[name]
     for pop in net.dynamic:
         b[pop.name] += net.bias_lr(pop.name) * db[pop.name]
     return states["free"][net.output.name]
@@ -119,6 +119,12 @@ class ReferenceEngine:
             for i in range(0, len(x_train), batch_size)])
         test_out = predict(self.net, x_test, W, b, self.relaxation, rng)
         return W, b, train_out, test_out
+
+    def get_state(self) -> dict:
+        return self.rng.bit_generator.state
+
+    def set_state(self, state: dict) -> None:
+        self.rng.bit_generator.state = state
 
     def record(self, W, b, x, d, signs):
         """States after every Euler step, phases back to back: population -> (n, S, N)."""

@@ -50,12 +50,28 @@ class Population:
     columns : int, optional
         Lay the units out as this many cortical columns of ``size // columns``
         units each (unit ``u`` belongs to column ``u // (size // columns)``).
+    lateral_lr : float, optional
+        Hidden populations only.  When given, units of the same column are
+        coupled by symmetric lateral weights ``L`` (no self-coupling; energy
+        term ``-½ ρ(s)ᵀ L ρ(s)``), starting at 0 and learned by the same local
+        EP rule at this rate (0 keeps them fixed).  Without columns the whole
+        population is one column.
     """
 
     name: str
     size: int
     role: Role
     columns: int | None = None
+    lateral_lr: float | None = None
+
+    @property
+    def n_columns(self) -> int:
+        return self.columns or 1
+
+    @property
+    def lateral(self) -> bool:
+        """Whether units of a column are coupled to each other."""
+        return self.lateral_lr is not None
 
     @property
     def column_size(self) -> int:
@@ -164,6 +180,19 @@ class Network:
                     raise SpecError(f"population {pop.name!r}: {pop.columns!r} columns do "
                                     f"not divide its {pop.size} units evenly; choose a "
                                     f"divisor of {pop.size}")
+            if pop.lateral:
+                if pop.role != "hidden":
+                    raise SpecError(f"population {pop.name!r} ({pop.role}) has lateral "
+                                    "weights; only hidden populations can: remove "
+                                    "lateral_lr")
+                if not (isinstance(pop.lateral_lr, (int, float)) and
+                        math.isfinite(pop.lateral_lr) and pop.lateral_lr >= 0):
+                    raise SpecError(f"population {pop.name!r} has lateral_lr "
+                                    f"{pop.lateral_lr!r}; use a finite value >= 0")
+                if pop.column_size < 2:
+                    raise SpecError(f"population {pop.name!r} has columns of one unit: "
+                                    "lateral weights need at least two units per column "
+                                    "(there is no self-coupling); use fewer columns")
         for role in ("input", "output"):
             n = sum(p.role == role for p in self.populations)
             if n != 1:
@@ -255,6 +284,11 @@ class Network:
     def layer_sizes(self) -> tuple[int, ...]:
         return tuple(self[n].size for n in self.order)
 
+    @property
+    def lateral(self) -> tuple[Population, ...]:
+        """Populations with lateral in-column weights, input-to-output order."""
+        return tuple(p for p in self.dynamic if p.lateral)
+
     def bias_lr(self, name: str) -> float:
         """Learning rate of population ``name``'s biases: that of its first
         incoming projection."""
@@ -279,7 +313,8 @@ def with_learning_rates(net: Network, lrs) -> Network:
 
 
 def layered(sizes, lrs, *, tau: float = 10.0, dt: float = 5.0, name: str | None = None,
-            columns: dict[int, int] | None = None, init_gain: float = 1.0) -> Network:
+            columns: dict[int, int] | None = None, init_gain: float = 1.0,
+            lateral_lr: dict[int, float] | None = None) -> Network:
     """A chain ``x -> h1 -> ... -> y`` with the given layer sizes and learning rates.
 
     Parameters
@@ -292,6 +327,8 @@ def layered(sizes, lrs, *, tau: float = 10.0, dt: float = 5.0, name: str | None 
         ``{layer_index: n_columns}`` for hidden layers laid out as columns.
     init_gain : float
         Scale of every projection's initial weights.
+    lateral_lr : dict, optional
+        ``{layer_index: rate}`` for hidden layers with lateral in-column weights.
     """
     sizes = list(sizes)
     lrs = list(lrs)
@@ -303,8 +340,8 @@ def layered(sizes, lrs, *, tau: float = 10.0, dt: float = 5.0, name: str | None 
                         f"(one per projection), got {len(lrs)}")
     names = ["x"] + [f"h{i}" for i in range(1, len(sizes) - 1)] + ["y"]
     roles = ["input"] + ["hidden"] * (len(sizes) - 2) + ["output"]
-    columns = columns or {}
-    pops = tuple(Population(n, s, r, columns.get(i)) for i, (n, s, r)
+    columns, lateral_lr = columns or {}, lateral_lr or {}
+    pops = tuple(Population(n, s, r, columns.get(i), lateral_lr.get(i)) for i, (n, s, r)
                  in enumerate(zip(names, sizes, roles)))
     projs = tuple(Projection(a, b, lr, init_gain) for a, b, lr in zip(names, names[1:], lrs))
     return Network(pops, projs, tau=tau, dt=dt,

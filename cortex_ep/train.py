@@ -8,7 +8,9 @@ An *engine* is any object with
     outputs of the held-out samples;
 ``record(W, b, x, d, signs)``
     -> ``{population: (n, steps_per_sample, N)}``: the state after every Euler
-    step, without learning.
+    step, without learning;
+``get_state()`` / ``set_state(state)``
+    the engine's own random state (noise) as a JSON-able dict, for checkpoints.
 
 The loop draws the sample order and the β signs itself, so every engine given
 the same seed sees the same sequence.
@@ -17,13 +19,14 @@ the same seed sees the same sequence.
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
-from . import energy, io, traces
+from . import checkpoint, energy, health, io, traces
 from .data import Digits, one_hot, stratified_indices
 from .estimators import Estimator
 from .reference import ReferenceEngine, Relaxation
@@ -122,21 +125,46 @@ def network_attrs(net: Network) -> dict:
     return {"network": net.describe(), "network_name": net.name, "tau_ms": float(net.tau),
             "dt_ms": float(net.dt),
             "learning_rates": np.array([p.lr for p in net.projections], float),
-            "projections": " ".join(f"{p.pre}->{p.post}" for p in net.projections)}
+            "projections": " ".join(f"{p.pre}->{p.post}" for p in net.projections),
+            "columns": " ".join(f"{p.name}:{p.n_columns}x{p.column_size}"
+                                for p in net.dynamic if p.columns),
+            "lateral_learning_rates": " ".join(f"{p.name}:{p.lateral_lr:g}"
+                                               for p in net.lateral)}
 
 
 def weights_dataset(net: Network, W: dict, b: dict, attrs=None) -> xr.Dataset:
-    """Weights ``W_<pre>_<post>`` (dims ``<pre>_unit``, ``<post>_unit``) and biases ``b_<pop>``."""
+    """Weights ``W_<pre>_<post>`` (dims ``<pre>_unit``, ``<post>_unit``), biases ``b_<pop>``
+    and lateral blocks ``L_<pop>`` (dims ``<pop>_column``, ``<pop>_pre``, ``<pop>_post``).
+
+    Every ``<pop>_unit`` dimension carries a ``<pop>_column`` coordinate.
+    """
     data = {f"W_{p.name}": ((f"{p.pre}_unit", f"{p.post}_unit"), W[p.name])
             for p in net.projections}
     data.update({f"b_{pop.name}": (f"{pop.name}_unit", b[pop.name]) for pop in net.dynamic})
-    return xr.Dataset(data, attrs={"units": "1", **(attrs or {})})
+    data.update({f"L_{pop.name}": ((f"{pop.name}_column", f"{pop.name}_pre",
+                                    f"{pop.name}_post"), W[energy.lateral_name(pop.name)])
+                 for pop in net.lateral})
+    coords = {f"{pop.name}_column": (f"{pop.name}_unit",
+                                     np.asarray(pop.column_of_units(), np.int64))
+              for pop in net.populations}
+    return xr.Dataset(data, coords=coords, attrs={"units": "1", **(attrs or {})})
 
 
 def params_from_weights(net: Network, ds: xr.Dataset):
-    """Inverse of :func:`weights_dataset`."""
-    W = {p.name: ds[f"W_{p.name}"].values.copy() for p in net.projections}
-    b = {pop.name: ds[f"b_{pop.name}"].values.copy() for pop in net.dynamic}
+    """Inverse of :func:`weights_dataset`; ``ValueError`` if ``ds`` is another network's."""
+    W, b = {}, {}
+    wanted = [(f"W_{p.name}", p.name, (net[p.pre].size, net[p.post].size))
+              for p in net.projections]
+    wanted += [(f"L_{p.name}", energy.lateral_name(p.name),
+                (p.n_columns, p.column_size, p.column_size)) for p in net.lateral]
+    wanted += [(f"b_{p.name}", p.name, (p.size,)) for p in net.dynamic]
+    for var, key, shape in wanted:
+        if var not in ds or ds[var].shape != shape:
+            found = "missing" if var not in ds else f"of shape {ds[var].shape}"
+            raise ValueError(f"the weights do not fit network {net.name!r} ({net.describe()}):"
+                             f" {var} should have shape {shape}, it is {found}; they come "
+                             "from another model")
+        (b if var.startswith("b_") else W)[key] = ds[var].values.copy()
     return W, b
 
 
@@ -147,14 +175,55 @@ def _metrics(net, output, labels):
     return loss, accuracy
 
 
+def run_attrs(net: Network, config: TrainConfig, digits: Digits, extra=None) -> dict:
+    """The attributes of a run's files: network, settings and data."""
+    return {**network_attrs(net), **config.attrs(), "data": digits.source,
+            "train_size": len(digits.y_train), "test_size": len(digits.y_test),
+            **(extra or {})}
+
+
+def recording_path(out, kind: str, epoch: int) -> Path:
+    """``<out>/<kind>/epoch_NNNN.nc``: ``kind`` is ``traces`` or ``weights``."""
+    return Path(out) / kind / f"epoch_{epoch:04d}.nc"
+
+
+def check_record_epochs(record_epochs, epochs: int) -> tuple[int, ...]:
+    """Sorted unique epochs in ``0 … epochs`` (0: before learning)."""
+    chosen = sorted({int(e) for e in record_epochs})
+    bad = [e for e in chosen if e < 0 or e > epochs]
+    if bad:
+        raise ValueError(f"--record-epochs {bad[0]}: choose epochs between 0 (before "
+                         f"learning) and {epochs}")
+    return tuple(chosen)
+
+
 def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = None,
           record: int = 0, progress: bool = True, extra_attrs: dict | None = None,
-          engine=None):
+          engine=None, record_epochs=None, resume: bool = False,
+          on_divergence: str = "stop", settle_tol: float = health.SETTLE_TOL):
     """Train ``net`` on ``digits`` and return the history Dataset.
 
-    With ``out``, writes after every epoch ``history.nc`` and ``weights.nc``
-    (atomically), and ``traces.nc`` of ``record`` held-out samples at the end.
-    ``engine`` may be given ready-made (from :func:`make_engine`).
+    With ``out``, every epoch ends by writing (atomically) ``checkpoint.nc``,
+    ``history.nc`` and ``weights.nc``.  With ``record`` > 0, the free and
+    nudged traces of ``record`` held-out digits (a fixed probe set, balanced
+    over classes) are recorded after each epoch of ``record_epochs`` (default:
+    the last; 0 = the initial weights) into ``traces/epoch_NNNN.nc``, with
+    the weights of that moment in ``weights/epoch_NNNN.nc`` — one file per
+    epoch, so memory stays bounded (open them with :func:`cortex_ep.results.open_run`).
+
+    Parameters
+    ----------
+    engine : optional, made by :func:`make_engine` beforehand
+    resume : bool
+        Continue the run in ``out`` from its checkpoint (same settings; more
+        epochs allowed).  The result is that of an uninterrupted run.
+    on_divergence : {"stop", "warn"}
+        After each epoch the weights and the free phase of a probe batch are
+        checked (:mod:`cortex_ep.health`).  ``stop`` raises
+        :class:`~cortex_ep.health.DivergenceError`, leaving the last good
+        checkpoint untouched; ``warn`` warns and goes on.
+    settle_tol : float
+        Tolerance on max |ds/dt|·τ at the end of the probe's free phase.
 
     Returns
     -------
@@ -174,18 +243,38 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
     if digits.x_train.shape[1] != net.input.size:
         raise ValueError(f"the data has {digits.x_train.shape[1]} pixels per image but "
                          f"population {net.input.name!r} has {net.input.size} units")
+    if on_divergence not in health.ACTIONS:
+        raise ValueError(f"on_divergence = {on_divergence!r}; choose one of "
+                         f"{', '.join(health.ACTIONS)}")
+    record_epochs = check_record_epochs(
+        (config.epochs,) if record_epochs is None else record_epochs, config.epochs) \
+        if record else ()
+    if (resume or record_epochs) and out is None:
+        raise ValueError("resuming and recording need an output directory (out)")
     engine = engine or make_engine(net, config)
-    torch_seed(config)
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
+    attrs = run_attrs(net, config, digits, extra_attrs)
     rng = np.random.default_rng(config.seed)
     W, b = energy.init_params(net, config.seed)
-    attrs = {**network_attrs(net), **config.attrs(), "data": digits.source,
-             "train_size": len(digits.y_train), "test_size": len(digits.y_test),
-             **(extra_attrs or {})}
-    rows = []
-    bar = tqdm(range(1, config.epochs + 1), desc=f"EP {net.describe()}", unit="epoch",
-               disable=not progress)
+    torch_seed(config)
+    rows, first = [], 1
+    if resume:
+        ck = checkpoint.load(out)
+        checkpoint.check_compatible(ck, attrs, out)
+        W, b = params_from_weights(net, ck.weights)
+        rng.bit_generator.state = ck.loop_rng
+        engine.set_state(ck.engine_state)
+        rows = [tuple(float(ck.history[n].values[i]) for n in checkpoint.HISTORY_VARS)
+                for i in range(ck.epoch)]
+        first = ck.epoch + 1
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    probe = _probe(digits, record)
+    if 0 in record_epochs and first == 1:
+        _record(net, engine, config, W, b, probe, 0, out, attrs)
+    history = _history(rows, attrs) if rows else None
+    bar = tqdm(range(first, config.epochs + 1), desc=f"EP {net.describe()}", unit="epoch",
+               disable=not progress, initial=first - 1, total=config.epochs)
+    lrs = " / ".join(f"{p.lr:g}" for p in net.projections)
     for epoch in bar:
         start = time.perf_counter()
         order = rng.permutation(len(digits.y_train))
@@ -194,20 +283,41 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
             W, b, digits.x_train[order], one_hot(digits.y_train[order], net.output.size),
             signs, config.batch_size, digits.x_test)
         seconds = time.perf_counter() - start
+        problem = health.check_epoch(
+            net, W, b, (train_out, test_out), epoch, digits.x_test[:PROBE_SETTLE],
+            config.relaxation.free_steps, config.relaxation.activation, lrs,
+            config.estimator.beta, settle_tol) if config.engine != "backprop" else None
+        if problem is not None:
+            kept = (f"the checkpoint of epoch {epoch - 1} in {out} is intact"
+                    if out is not None and epoch > 1 else "no epoch was saved")
+            if on_divergence == "stop":
+                raise health.DivergenceError(f"{problem}. Training stopped; {kept}. "
+                                             "(--on-divergence warn goes on instead.)")
+            warnings.warn(f"{problem}; going on (--on-divergence warn)", RuntimeWarning,
+                          stacklevel=2)
         train_loss, train_acc = _metrics(net, train_out, digits.y_train[order])
         test_loss, test_acc = _metrics(net, test_out, digits.y_test)
         rows.append((train_loss, train_acc, test_loss, test_acc, seconds))
         bar.set_postfix(train=f"{train_acc:.3f}", test=f"{test_acc:.3f}",
                         s=f"{seconds:.1f}")
         history = _history(rows, attrs)
-        if out is not None:
-            io.write_dataset(history, Path(out) / "history.nc")
-            io.write_dataset(weights_dataset(net, W, b, attrs), Path(out) / "weights.nc")
+        if out is None:
+            continue
+        if epoch in record_epochs:
+            _record(net, engine, config, W, b, probe, epoch, out, attrs)
+        weights = weights_dataset(net, W, b, attrs)
+        # the checkpoint is the commit point: history and weights files follow it
+        checkpoint.save(out, checkpoint.Checkpoint(epoch, weights, history,
+                                                   rng.bit_generator.state,
+                                                   engine.get_state(), attrs))
+        io.write_dataset(history, Path(out) / "history.nc")
+        io.write_dataset(weights, Path(out) / "weights.nc")
     bar.close()
-    if record and out is not None:
-        ds = record_traces(net, engine, config, W, b, digits, record)
-        io.write_dataset(ds, Path(out) / "traces.nc")
     return history, W, b
+
+
+#: held-out digits whose free phase is checked for settling after every epoch
+PROBE_SETTLE = 64
 
 
 def torch_seed(config: TrainConfig) -> None:
@@ -218,18 +328,38 @@ def torch_seed(config: TrainConfig) -> None:
         torch.manual_seed(config.seed)
 
 
-def record_traces(net, engine, config, W, b, digits: Digits, n: int) -> xr.Dataset:
-    """Free and nudged traces of ``n`` held-out samples, balanced across digits."""
+def _probe(digits: Digits, n: int):
+    """The fixed probe set of ``n`` held-out digits recorded during learning."""
+    if not n:
+        return None
     ids = stratified_indices(digits.y_test, n)
-    x, y = digits.x_test[ids], digits.y_test[ids]
-    signs = np.ones(n)  # recordings nudge toward the target
+    return ids, digits.x_test[ids], digits.y_test[ids]
+
+
+def _record(net, engine, config, W, b, probe, epoch: int, out, attrs) -> None:
+    ids, x, y = probe
+    ds = record_traces(net, engine, config, W, b, x, y, ids, attrs)
+    ds = ds.assign_coords(epoch=epoch)
+    io.write_dataset(ds, _mkparent(recording_path(out, "traces", epoch)), compress=True)
+    io.write_dataset(weights_dataset(net, W, b, attrs).assign_coords(epoch=epoch),
+                     _mkparent(recording_path(out, "weights", epoch)))
+
+
+def _mkparent(path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def record_traces(net, engine, config, W, b, x, y, sample_ids, attrs=None) -> xr.Dataset:
+    """Free and nudged traces of inputs ``x`` with labels ``y`` (no learning)."""
+    signs = np.ones(len(y))  # recordings nudge toward the target
     states = engine.record(W, b, x, one_hot(y, net.output.size), signs)
     rel = config.relaxation
     trace = traces.phase_traces(states, net, rel.free_steps, rel.nudged_steps,
                                 config.estimator.phases)
     return traces.traces_dataset(net, trace, config.estimator.phases, x, y,
-                                 rel.activation, ids,
-                                 attrs={**network_attrs(net), **config.attrs()})
+                                 rel.activation, sample_ids,
+                                 attrs={**network_attrs(net), **config.attrs(), **(attrs or {})})
 
 
 def _history(rows, attrs) -> xr.Dataset:

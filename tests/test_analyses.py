@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from cortex_ep import io
 
@@ -57,3 +56,40 @@ def test_batch_size_lr_quick(tmp_path):
     a = ds.test_loss.sel(algorithm="EP random-sign", lr=2.0, seed=0)
     assert not np.allclose(a.sel(batch_size=10), a.sel(batch_size=50))
     assert (tmp_path / "batch_size_lr.png").stat().st_size > 10_000
+
+
+def test_columns_quick(tmp_path):
+    proc = subprocess.run([sys.executable, str(ANALYSES / "columns.py"), "--quick", "--out",
+                           str(tmp_path), "--no-progress"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "mean column selectivity index" in proc.stdout
+    ds = io.read_dataset(tmp_path / "column_metrics.nc")
+    epochs, n_columns, probe = [0, 1, 2], 25, 20
+    assert ds.epoch.values.tolist() == epochs
+    assert ds.sizes["column"] == n_columns and ds.sizes["sample"] == probe
+    assert ds.activity.dims == ("epoch", "phase", "column")
+    assert ds.difference.dims == ds.abs_difference.dims == ("epoch", "column", "time")
+    assert ds.tuning.dims == ("epoch", "column", "digit") and ds.sizes["digit"] == 10
+    assert ds.similarity.dims == ("epoch", "column", "column_other")
+    for name in ("selectivity", "mutual_information", "mutual_information_shuffled",
+                 "abs_final_difference", "preferred_digit"):
+        assert ds[name].dims == ("epoch", "column"), name
+    # defined everywhere: the probe's responses and the column statistics
+    for name in ("activity", "difference", "abs_difference", "tuning", "selectivity",
+                 "mutual_information", "mutual_information_shuffled", "abs_final_difference",
+                 "probe_accuracy", "mean_similarity"):
+        assert np.isfinite(ds[name].values).all(), name
+    # undefined before the first epoch (no history, no earlier weights), defined after
+    for name in ("test_accuracy", "weight_change", "relative_weight_change",
+                 "difference_weight_correlation"):
+        assert np.isnan(ds[name].sel(epoch=0)).all(), name
+        assert np.isfinite(ds[name].sel(epoch=[1, 2])).all(), name
+    assert ((ds.selectivity >= 0) & (ds.selectivity <= 1)).all()
+    assert (ds.mutual_information >= 0).all() and (ds.abs_final_difference > 0).all()
+    assert float(ds.test_accuracy.sel(epoch=2)) > 0.3  # it learns
+    assert (ds.weight_change.sel(epoch=[1, 2]) > 0).all()
+    assert ds.difference.time.values[0] == 0 and np.allclose(ds.difference.isel(time=0), 0)
+    for name in ("columns_selectivity.png", "columns_difference.png", "columns_tuning.png",
+                 "columns_learning.png"):
+        assert (tmp_path / name).stat().st_size > 10_000, name

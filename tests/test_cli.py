@@ -5,7 +5,6 @@ import sys
 
 import numpy as np
 import pytest
-import xarray as xr
 
 from cortex_ep import data, io
 from cortex_ep.cli import main
@@ -15,7 +14,7 @@ TINY_MODEL = '''
 """A 16-8-10 network for tests."""
 from cortex_ep.spec import layered
 
-TRAINING = {"epochs": 2, "batch_size": 5, "free_steps": 8, "nudged_steps": 3}
+TRAINING = {"epochs": 2, "batch_size": 5, "free_steps": 15, "nudged_steps": 3}
 
 
 def network(learning_rates=(0.2, 0.1)):
@@ -53,6 +52,7 @@ BAD_INPUT = [
     (["train", "--model", "missing.py"], "model file missing.py does not exist"),
     (["train", "--train-size", "-5"], "--train-size = -5"),
     (["train", "--test-size", "0"], "--test-size = 0"),
+    (["train", "--train-size", "5000"], "--train-size = 5000 but only 4000 samples"),
     (["train", "--epochs", "0"], "epochs = 0"),
     (["train", "--batch-size", "-1"], "batch_size = -1"),
     (["train", "--free-steps", "0"], "free_steps = 0"),
@@ -64,6 +64,13 @@ BAD_INPUT = [
     (["train", "--engine", "torch", "--device", "tpu"], "unknown device 'tpu'"),
     (["train", "--engine", "backprop", "--record", "2"],
      "--record needs an energy-based engine"),
+    (["train", "--engine", "gpu"], "argument --engine: invalid choice: 'gpu'"),
+    (["train", "--dtype", "float16"], "argument --dtype: invalid choice: 'float16'"),
+    (["train", "--record", "2", "--record-epochs", "11"],
+     "--record-epochs 11: choose epochs between 0 (before learning) and 10"),
+    (["train", "--record-epochs", "1"], "--record-epochs needs --record N"),
+    (["train", "--settle-tol", "0"], "--settle-tol 0.0: give a tolerance > 0"),
+    (["train", "--resume", "/nonexistent/run"], "no checkpoint.nc there"),
     (["gradcheck", "--beta", "0"], "every β must be finite and > 0"),
     (["gradcheck", "--beta", "-0.001"], "every β must be finite and > 0"),
     (["gradcheck", "--run", "/nonexistent/run"], "has no history.nc"),
@@ -115,6 +122,30 @@ def test_record_larger_than_test_set(tmp_path, idx_dir, tiny_model, capsys):
     assert not out.exists()
 
 
+def test_resume_refuses_another_model_and_other_settings(tmp_path, idx_dir, tiny_model,
+                                                       capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--model", tiny_model, "--data", str(idx_dir), "--engine", "numpy",
+                 "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    wider = tmp_path / "wider.py"
+    wider.write_text(TINY_MODEL.replace("[16, 8, 10]", "[16, 12, 10]"))
+    before = sorted(p.name for p in run.iterdir())
+    _fails(["train", "--resume", str(run), "--model", str(wider)], capsys,
+           "the checkpoint was written with network = '16-8-10', this run has network = "
+           "'16-12-10'; a network cannot change in the middle of a run")
+    _fails(["train", "--resume", str(run), "--seed", "7"], capsys,
+           "written with seed = 0, this run has seed = 7")
+    _fails(["train", "--resume", str(run), "--lr", "0.5"], capsys,
+           "learning rates [0.2, 0.1] differ from this run's [0.5, 0.5]")
+    _fails(["train", "--resume", str(run), "--out", str(tmp_path / "elsewhere")], capsys,
+           "drop --out")
+    # starting a new run on top of an old one would mix two runs' files
+    _fails(["train", "--model", tiny_model, "--data", str(idx_dir), "--out", str(run)],
+           capsys, "already holds a run (its checkpoint.nc); continue it with --resume")
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_pixels_must_match_the_model(tmp_path, idx_dir, capsys):
     out = tmp_path / "run"
     _fails(["train", "--data", str(idx_dir), "--out", str(out)], capsys,
@@ -137,7 +168,7 @@ def test_train_writes_history_weights_and_traces(tmp_path, idx_dir, tiny_model, 
                                       "test_accuracy", "seconds"}
     assert history.epoch.values.tolist() == [1, 2]
     assert history.attrs["estimator"] == "symmetric"
-    assert history.attrs["batch_size"] == 5 and history.attrs["free_steps"] == 8
+    assert history.attrs["batch_size"] == 5 and history.attrs["free_steps"] == 15
     assert history.attrs["data"] == str(idx_dir)
     other = io.read_dataset(runs["numpy"] / "history.nc")
     # the two engines integrate the same equations: the same learning curve
@@ -145,13 +176,14 @@ def test_train_writes_history_weights_and_traces(tmp_path, idx_dir, tiny_model, 
         np.testing.assert_allclose(history[name], other[name], rtol=1e-9)
     weights = io.read_dataset(runs["brian"] / "weights.nc")
     assert weights["W_x_h1"].shape == (16, 8) and weights["b_y"].shape == (10,)
-    traces = io.read_dataset(runs["brian"] / "traces.nc")
+    traces = io.read_dataset(runs["brian"] / "traces" / "epoch_0002.nc")
     assert traces.s.dims == ("sample", "phase", "time", "unit")
+    assert int(traces.epoch) == 2
     assert traces.phase.values.tolist() == ["free", "nudged", "nudged_neg"]
     assert traces.sizes["unit"] == 18 and traces.sizes["sample"] == 3
     assert traces.time.attrs["units"] == "ms"
-    assert sorted(p.name for p in runs["brian"].iterdir()) == ["history.nc", "traces.nc",
-                                                               "weights.nc"]
+    assert sorted(p.name for p in runs["brian"].iterdir()) == [
+        "checkpoint.nc", "history.nc", "traces", "weights", "weights.nc"]
 
 
 def test_embedded_default_data_through_the_console_script(tmp_path):

@@ -1,5 +1,4 @@
-import gzip
-
+"""Data: IDX files, the embedded digits, subsets and their checks."""
 import numpy as np
 import pytest
 from hypothesis import given, settings

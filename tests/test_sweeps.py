@@ -100,3 +100,13 @@ def test_killed_sweep_resumes_with_only_the_unfinished_cells(tmp_path):
     starts = log.read_text().split("\n")[len(started_before) - 1:]
     recomputed = {int(line.split()[1]) for line in starts if line.startswith("start")}
     assert recomputed == set(range(8)) - set(done_cells)
+
+
+@pytest.mark.parametrize("algorithm", ["EP random-sign", "feedforward BP"])
+def test_a_training_cell_is_deterministic(algorithm):
+    kw = dict(epochs=1, train_size=100, test_size=50)
+    runs = [sweeps.training_cell(algorithm, seed=2, **kw).drop_vars("seconds")
+            for _ in range(2)]
+    xr.testing.assert_identical(runs[0], runs[1])
+    other = sweeps.training_cell(algorithm, seed=3, **kw).drop_vars("seconds")
+    assert not runs[0].equals(other)

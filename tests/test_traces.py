@@ -44,6 +44,8 @@ def test_traces_round_trip_through_netcdf(tmp_path):
     assert ds.index.values.tolist() == [0, 1, 2, 3, 4, 5, 0, 1]
     path = io.write_dataset(ds, tmp_path / "traces.nc")
     xr.testing.assert_identical(io.read_dataset(path), ds)
+    compressed = io.write_dataset(ds, tmp_path / "deflated.nc", compress=True)
+    xr.testing.assert_identical(io.read_dataset(compressed), ds)
 
 
 def test_atomic_write_keeps_previous_file_on_failure(tmp_path):

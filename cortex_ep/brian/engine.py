@@ -15,14 +15,15 @@ schedule length and re-run with new data and weights through ``run_args``.
 from __future__ import annotations
 
 import fcntl
+import gc
 import hashlib
-import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from .. import energy
 from ..estimators import Estimator
 from ..reference import Relaxation
 from ..spec import Network
@@ -162,6 +163,12 @@ class BrianEngine:
         schedule = make_schedule(x, d, self.estimator, learn=False, signs=signs)
         return self.run(schedule, W, b, record=True).states
 
+    def get_state(self) -> dict:
+        return {}  # every run re-seeds Brian2's generator with ``seed``
+
+    def set_state(self, state: dict) -> None:
+        pass
+
     # ------------------------------------------------------------------ run
     def run(self, schedule: Schedule, W: dict, b: dict, record: bool = False) -> RunResult:
         """Simulate (and learn from) every sample of ``schedule`` in one Brian2 run."""
@@ -187,6 +194,11 @@ class BrianEngine:
         directory = self.build_root / self._project_hash(schedule.n, record)
         with _locked(directory):
             if self._built is None or self._built[0] != key or _ACTIVE[0] is not self:
+                # Brian2 names objects uniquely among those alive: while the previous
+                # project's objects live, the new ones get suffixed names, the generated
+                # code differs from the cached build and everything recompiles
+                self._built = None
+                gc.collect()
                 _activate_standalone(directory, self)
                 objs = self._build(schedule, W, b, record)
                 objs["network"].run(schedule.n * self.steps_per_sample * objs["dt"],
@@ -199,6 +211,9 @@ class BrianEngine:
                         for name in objs["tables"]}
             for proj in self.net.projections:
                 run_args[objs["synapses"][proj.name].w] = np.asarray(W[proj.name], float).ravel()
+            for pop in self.net.lateral:
+                run_args[objs["synapses"][energy.lateral_name(pop.name)].w] = \
+                    self._lateral_values(pop, W)
             for pop in self.net.dynamic:
                 run_args[objs["groups"][pop.name].b] = np.asarray(b[pop.name], float)
             device.run(run_args=run_args)
@@ -207,6 +222,11 @@ class BrianEngine:
             finally:
                 device.delete(code=False, data=False, directory=False, run_args=True,
                               force=True)
+
+    @staticmethod
+    def _lateral_values(pop, W) -> np.ndarray:
+        """The weight of every lateral synapse, in :func:`equations.lateral_pairs` order."""
+        return np.asarray(W[energy.lateral_name(pop.name)], float)[eq.lateral_pairs(pop)[2]]
 
     def _project_hash(self, n: int, record: bool) -> str:
         text = repr((self.net, self.estimator.name, self.relaxation, n, record,
@@ -236,7 +256,8 @@ class BrianEngine:
             "apply_scale": b2.TimedArray(schedule.apply_scale, dt=sample_dt,
                                          name="apply_scale"),
         }
-        namespace = dict(tables)
+        # Synapses own an internal variable ``targets``: the table is ``target_table``
+        namespace = {("target_table" if k == "targets" else k): v for k, v in tables.items()}
         namespace.update(
             tau=net.tau * b2.ms, sigma=rel.noise, beta=abs(est.beta) * np.sign(est.beta),
             steps_per_sample=self.steps_per_sample, T_free=rel.free_steps,
@@ -245,6 +266,8 @@ class BrianEngine:
             namespace[f"lr_{proj.name}"] = proj.lr
         for pop in net.dynamic:
             namespace[f"lr_bias_{pop.name}"] = net.bias_lr(pop.name)
+        for pop in net.lateral:
+            namespace[f"lr_lateral_{pop.name}"] = pop.lateral_lr
 
         groups = {}
         inp = net.input
@@ -284,6 +307,19 @@ class BrianEngine:
                     pathway.when = "after_synapses"
             syn.w = np.asarray(W[proj.name], float).ravel()
             synapses[proj.name] = syn
+        for pop in net.lateral:
+            code = eq.lateral_synapse_event_code(pop)
+            syn = b2.Synapses(groups[pop.name], groups[pop.name],
+                              model=eq.lateral_synapse_model(), on_pre=code,
+                              on_event={e: e for e in code}, clock=clock,
+                              name=f"syn_lateral_{pop.name}", namespace=namespace)
+            pre, post, _ = eq.lateral_pairs(pop)
+            syn.connect(i=pre, j=post)
+            for pathway in syn._pathways:
+                if pathway.event == "apply":
+                    pathway.when = "after_synapses"
+            syn.w = self._lateral_values(pop, W)
+            synapses[energy.lateral_name(pop.name)] = syn
         out = net.output
         monitor = b2.EventMonitor(groups[out.name], "free_end", variables=["s"],
                                   name="free_output_monitor")
@@ -309,6 +345,11 @@ class BrianEngine:
         W = {p.name: np.array(objs["synapses"][p.name].w[:]).reshape(
             net[p.pre].size, net[p.post].size) for p in net.projections}
         b = {p.name: np.array(objs["groups"][p.name].b[:]) for p in net.dynamic}
+        for pop in net.lateral:
+            key = energy.lateral_name(pop.name)
+            blocks = np.zeros((pop.n_columns, pop.column_size, pop.column_size))
+            blocks[eq.lateral_pairs(pop)[2]] = np.asarray(objs["synapses"][key].w[:])
+            W[key] = blocks
         states = None
         if objs["state_monitors"]:
             states = {name: np.asarray(m.s).T.reshape(n, self.steps_per_sample, -1)

@@ -56,6 +56,37 @@ projected_euler = ProjectedEuler()
 PHASE_CLOCK = "k = timestep(t, dt) % steps_per_sample : integer"
 
 
+#: the neuron variable receiving the in-column lateral current ``Σ_j L_ij ρ_j``
+LATERAL_CURRENT = "I_lateral"
+
+
+def lateral_synapse_model() -> str:
+    """Lateral synapses ``j -> i`` within a column: one per ordered pair, so that the
+    symmetric ``L`` is two synapses with equal weights (they get equal updates)."""
+    return "\n".join(["w : 1", "dw : 1", f"{LATERAL_CURRENT}_post = w * r_pre : 1 (summed)"])
+
+
+def lateral_synapse_event_code(pop: Population) -> dict:
+    """``{event: code}`` of a population's lateral synapses: the EP rule of a projection."""
+    return {
+        "learn": "dw += ep_factor(t) * (ra_pre * ra_post - rb_pre * rb_post)",
+        "apply": f"w += lr_lateral_{pop.name} * apply_scale(t) * dw\ndw = 0",
+    }
+
+
+def lateral_pairs(pop: Population):
+    """Pre and post indices ``(i, j)`` of the lateral synapses, shape ``(C·K·(K−1),)``
+    each, and the block entry ``(column, row, col)`` each synapse carries."""
+    import numpy as np
+
+    k = pop.column_size
+    col, row, other = np.meshgrid(np.arange(pop.n_columns), np.arange(k), np.arange(k),
+                                  indexing="ij")
+    keep = row != other
+    col, row, other = col[keep], row[keep], other[keep]
+    return col * k + row, col * k + other, (col, row, other)
+
+
 def current_name(proj: Projection) -> str:
     """Name of the neuron variable that receives ``proj``'s current."""
     return f"I_{proj.name}"
@@ -79,6 +110,8 @@ def population_equations(net: Network, pop: Population, activation: str,
     """Equations of a hidden or output population."""
     act = get_activation(activation)
     currents = [current_name(p) for p in net.projections if pop.name in (p.pre, p.post)]
+    if pop.lateral:
+        currents.append(LATERAL_CURRENT)
     nudge = " + beta_now * (d - s)" if pop.role == "output" else ""
     noise_term = " + sigma * xi / sqrt(tau)" if noise else ""
     lines = [
@@ -98,9 +131,11 @@ def population_equations(net: Network, pop: Population, activation: str,
             lines.append(f"{current_name(proj)} : 1")
         elif pop.name in (proj.pre, proj.post):
             lines.append(f"{current_name(proj)} : 1")
+    if pop.lateral:
+        lines.append(f"{LATERAL_CURRENT} : 1")
     if pop.role == "output":
         lines += [
-            "d = targets(t, i) : 1",
+            "d = target_table(t, i) : 1",
             # +β·sign in the first nudged phase, −β·sign in the second (symmetric)
             "beta_now = beta * nudge_sign(t) * int(k >= T_free)"
             " * (1 - 2 * int(k >= T_free + T_nudge)) : 1",

@@ -3,8 +3,9 @@
 ``FeedforwardEngine``
     A feedforward network with the spec's populations and projections
     (what a user would pick instead of EP), trained by autograd with SGD and
-    the projections' learning rates.  Activation and loss are the user's
-    choice: the hard sigmoid kills the gradient of saturated units.
+    the projections' learning rates; lateral weights are not used.
+    Activation and loss are the user's choice: the hard sigmoid kills the
+    gradient of saturated units.
 ``RecurrentBackpropEngine``
     The same energy-based network as EP, relaxed by the same free phase, but
     trained with the exact gradient of C(s⁰) by implicit differentiation
@@ -58,6 +59,12 @@ class FeedforwardEngine:
         self.act = FF_ACTIVATIONS[activation]
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
 
+    def get_state(self) -> dict:
+        return {}  # plain SGD on a fixed sample order: nothing random of its own
+
+    def set_state(self, state: dict) -> None:
+        pass
+
     def forward(self, W, b, x) -> torch.Tensor:
         """Logits (cross-entropy) or predictions (mse), shape (batch, N_out)."""
         net = self.net
@@ -85,7 +92,8 @@ class FeedforwardEngine:
         x = torch.as_tensor(x_train, device=self.device, dtype=self.dtype)
         d = torch.as_tensor(d_train, device=self.device, dtype=self.dtype)
         outputs = []
-        params = [(Wt, k) for k in Wt] + [(bt, k) for k in bt]
+        # lateral weights have no place in a feedforward pass: they stay as they are
+        params = [(Wt, p.name) for p in self.net.projections] + [(bt, k) for k in bt]
         for start in range(0, len(x), batch_size):
             out = self.forward(Wt, bt, x[start:start + batch_size])
             loss = self._loss(out, d[start:start + batch_size])
@@ -137,7 +145,6 @@ class RecurrentBackpropEngine(TorchEngine):
 
     @torch.no_grad()
     def epoch(self, W, b, x_train, d_train, signs, batch_size, x_test):
-        net = self.net
         W, b = to_tensors(W, self.device, self.dtype), to_tensors(b, self.device, self.dtype)
         x_all, d_all = self.tensor(x_train), self.tensor(d_train)
         outputs = []

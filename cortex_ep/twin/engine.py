@@ -33,8 +33,16 @@ class TorchEngine:
         self.net, self.estimator, self.relaxation = net, estimator, relaxation
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
-        self.lr = {p.name: p.lr for p in net.projections}
+        self.lr = energy.weight_learning_rates(net)
         self.lr_bias = {pop.name: net.bias_lr(pop.name) for pop in net.dynamic}
+
+    def get_state(self) -> dict:
+        """The noise generator's state (JSON-able)."""
+        return {"generator": self.generator.get_state().tolist()}
+
+    def set_state(self, state: dict) -> None:
+        if state:
+            self.generator.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
 
     def tensor(self, a) -> torch.Tensor:
         return torch.as_tensor(np.asarray(a), device=self.device, dtype=self.dtype)

@@ -5,7 +5,8 @@ so one projected Euler step of DESIGN.md's dynamics is, per population,
 
     s ← clip((1 − h − h β_l) s + h (b + I_input + β_l d) + Σ s_other (h W), 0, 1)
 
-with h = dt/τ and β_l ≠ 0 only on the output.  Everything but the coupling
+with h = dt/τ and β_l ≠ 0 only on the output (plus ``h L s`` per column where a
+population has lateral weights).  Everything but the coupling
 to other dynamic populations is constant during a phase, so a step costs one
 ``addmm`` per coupling, one scaled add and one clamp per population.  It is
 the same arithmetic as :func:`cortex_ep.energy.euler_step` (tests compare
@@ -49,6 +50,7 @@ def relax(net: Network, s: dict, W: dict, b: dict, steps: int, target=None, beta
         hW = h * W[proj.name]
         couplings[proj.post].append((proj.pre, hW))
         couplings[proj.pre].append((proj.post, hW.T))
+    lateral = {pop.name: h * W[energy.lateral_name(pop.name)] for pop in net.lateral}
     scale = noise * math.sqrt(h)
     s = dict(s)
     for _ in range(steps):
@@ -57,6 +59,8 @@ def relax(net: Network, s: dict, W: dict, b: dict, steps: int, target=None, beta
             acc = const[name]
             for other, weight in links:
                 acc = torch.addmm(acc, s[other], weight)
+            if name in lateral:
+                acc = acc + energy.lateral_current(s[name], lateral[name])
             if isinstance(decay[name], float):
                 acc = acc.add(s[name], alpha=decay[name]) if acc is const[name] \
                     else acc.add_(s[name], alpha=decay[name])

@@ -97,7 +97,8 @@ def implicit_gradient(net: Network, x, d, W, b, activation="hard_sigmoid", fixed
     n = x.shape[0]
     out = {k: (-gr / n if gr is not None else torch.zeros_like(params[k]))
            for k, gr in zip(params, grads)}
-    return Gradient({k: out[f"W:{k}"] for k in W}, {k: out[f"b:{k}"] for k in b},
+    gW = energy.symmetrize_lateral(net, {k: out[f"W:{k}"] for k in W})
+    return Gradient(gW, {k: out[f"b:{k}"] for k in b},
                     boundary, float(rel.residual), s[net.output.name], cg_res)
 
 
@@ -146,7 +147,8 @@ def bptt_gradient(net: Network, x, d, W, b, steps: int, activation="hard_sigmoid
         loss = energy.cost(net, s, d).mean()
         grads = torch.autograd.grad(loss, list(Wl.values()) + list(bl.values()),
                                     allow_unused=True)
-    gW = {k: g if g is not None else torch.zeros_like(Wl[k]) for k, g in zip(Wl, grads)}
+    gW = energy.symmetrize_lateral(net, {k: g if g is not None else torch.zeros_like(Wl[k])
+                                         for k, g in zip(Wl, grads)})
     gb = {k: g if g is not None else torch.zeros_like(bl[k])
           for k, g in zip(bl, grads[len(Wl):])}
     last = {k: v.detach() for k, v in s.items()}
