@@ -97,7 +97,8 @@ def _concat_epochs(directory: Path, per_epoch, chunks: bool):
     names = list(opened[0].data_vars) if per_epoch is None else list(per_epoch)
     stacked = xr.concat([ds[names] for ds in opened], dim="epoch",
                         coords="minimal", compat="override", combine_attrs="override")
-    rest = opened[0].drop_vars(names + ["epoch"], errors="ignore")
+    # what does not change between epochs (labels, images) is small: in memory
+    rest = opened[0].drop_vars(names + ["epoch"], errors="ignore").load()
     merged = xr.merge([stacked, rest], compat="override", join="exact",
                       combine_attrs="override")
     merged.attrs = dict(opened[0].attrs)
