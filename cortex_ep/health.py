@@ -59,7 +59,8 @@ def check_epoch(net, W: dict, b: dict, outputs, epoch: int, probe_x, free_steps:
     ----------
     W, b : the parameters after the epoch
     outputs : sequence of arrays, the epoch's free-phase outputs
-    probe_x : (n, N_in) array, a few held-out inputs relaxed to test settling
+    probe_x : (n, N_in) array, a few held-out inputs relaxed to test settling;
+        ``None`` for networks without dynamics (feedforward backprop)
     lrs : str, the learning rates, quoted in messages
     beta : float, the nudging strength, quoted in messages
     """
@@ -85,6 +86,8 @@ def check_epoch(net, W: dict, b: dict, outputs, epoch: int, probe_x, free_steps:
             return Problem(epoch, net.output.name,
                            f"the output population {net.output.name} produced non-finite "
                            f"states during the epoch; {cause}")
+    if probe_x is None:
+        return None
     return check_settling(net, W, b, probe_x, free_steps, activation, epoch, tol)
 
 

@@ -283,10 +283,11 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
             W, b, digits.x_train[order], one_hot(digits.y_train[order], net.output.size),
             signs, config.batch_size, digits.x_test)
         seconds = time.perf_counter() - start
+        # a feedforward network can blow up too, but it has no free phase to settle
+        settle_x = digits.x_test[:PROBE_SETTLE] if config.engine in ENERGY_ENGINES else None
         problem = health.check_epoch(
-            net, W, b, (train_out, test_out), epoch, digits.x_test[:PROBE_SETTLE],
-            config.relaxation.free_steps, config.relaxation.activation, lrs,
-            config.estimator.beta, settle_tol) if config.engine != "backprop" else None
+            net, W, b, (train_out, test_out), epoch, settle_x, config.relaxation.free_steps,
+            config.relaxation.activation, lrs, config.estimator.beta, settle_tol)
         if problem is not None:
             kept = (f"the checkpoint of epoch {epoch - 1} in {out} is intact"
                     if out is not None and epoch > 1 else "no epoch was saved")

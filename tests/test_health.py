@@ -109,3 +109,13 @@ def test_a_settled_default_relaxation_passes():
     x = _digits().x_test
     assert health.check_epoch(net, W, b, [np.zeros((2, 10))], 1, x, 20, "hard_sigmoid",
                               "0.1", 0.5) is None
+
+
+def test_feedforward_weights_are_checked_without_a_free_phase():
+    net = _net()
+    W, b = energy.init_params(net)
+    assert health.check_epoch(net, W, b, [np.zeros((2, 10))], 1, None, 20, "hard_sigmoid",
+                              "2 / 0.5", 0.5) is None
+    W["x_h1"][0, 0] = np.inf
+    problem = health.check_epoch(net, W, b, [], 3, None, 20, "hard_sigmoid", "2 / 0.5", 0.5)
+    assert "epoch 3: 1 weights of projection x->h1 became NaN or infinite" in str(problem)
