@@ -6,10 +6,16 @@ batch sizes 1, 16 and 64, in one run on this machine.  The Brian2 build (code
 generation and compilation) happens once per schedule length and is reported
 separately; per-sample times are whole-epoch times divided by the samples.
 
+With ``--rules`` it times instead, at batch 20 and in one run, the
+plasticity rules and feedback modes of issue 10: the phase rule and the
+continual rule (updates at every nudged step), each with tied and with
+separate feedback, as ms per training sample and as a ratio to the default
+(phase rule, tied weights).
+
 Usage::
 
     python analyses/benchmark_brian.py [--samples 4000] [--batches 1 16 64]
-                                       [--target cpp_standalone]
+                                       [--target cpp_standalone] [--rules]
 
 To compare with numpy at full speed, unset OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE for this command (they pin an older BLAS kernel here).
@@ -26,7 +32,35 @@ from cortex_ep import data, energy
 from cortex_ep.brian.engine import TARGETS, BrianEngine, make_schedule
 from cortex_ep.estimators import Estimator
 from cortex_ep.models import load as load_model
+from cortex_ep.plasticity import Plasticity
 from cortex_ep.reference import ReferenceEngine, Relaxation
+from cortex_ep.spec import with_feedback
+
+
+def time_rules(net, x, d, est, rel, signs, target, batch=20, repeats=2):
+    """Brian2 ms per training sample for {phase, continual} × {tied, separate}."""
+    print(f"784-500-10, {len(x)} samples, batch {batch}, Brian2 target {target}; "
+          f"best of {repeats} runs after the build")
+    print(f"{'rule':>10} {'feedback':>9} {'build s':>8} {'ms/sample':>10} {'x default':>10}")
+    base = None
+    for rule in ("phase", "continual"):
+        for feedback in ("tied", "separate"):
+            model = net if feedback == "tied" else with_feedback(net, "separate", "random")
+            W, b = energy.init_params(model, 0)
+            engine = BrianEngine(model, est, rel, target=target, plasticity=Plasticity(rule))
+            schedule = make_schedule(x, d, est, batch_size=batch, signs=signs)
+            start = time.perf_counter()
+            engine.run(schedule, W, b)
+            build = time.perf_counter() - start
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                engine.run(schedule, W, b)
+                times.append((time.perf_counter() - start) / len(x) * 1e3)
+            best = min(times)
+            base = base or best
+            print(f"{rule:>10} {feedback:>9} {build:>8.1f} {best:>10.3f} {best / base:>10.2f}",
+                  flush=True)
 
 
 def main(argv=None):
@@ -34,6 +68,8 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=4000)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--target", choices=TARGETS, default="cpp_standalone")
+    parser.add_argument("--rules", action="store_true",
+                        help="time the plasticity rules and feedback modes at batch 20")
     args = parser.parse_args(argv)
 
     digits = data.load(train_size=args.samples)
@@ -44,6 +80,8 @@ def main(argv=None):
     d = data.one_hot(digits.y_train, 10)
     signs = est.signs(len(x), rng)
     W, b = energy.init_params(net, 0)
+    if args.rules:
+        return time_rules(net, x, d, est, rel, signs, args.target)
 
     brian = BrianEngine(net, est, rel, target=args.target)
     numpy_engine = ReferenceEngine(net, est, rel)

@@ -30,7 +30,10 @@ HISTORY_VARS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "s
 #: settings that must not change between a run and its resumption
 IDENTITY = ("network", "network_name", "projections", "engine", "estimator", "beta",
             "batch_size", "seed", "free_steps", "nudged_steps", "noise", "activation",
-            "dtype", "bp_activation", "bp_loss", "data", "train_size", "test_size", "model")
+            "dtype", "bp_activation", "bp_loss", "data", "train_size", "test_size", "model",
+            "plasticity", "feedback")
+#: what a checkpoint written before a setting existed had instead
+BEFORE = {"plasticity": "phase", "feedback": ""}
 
 
 class CheckpointError(ValueError):
@@ -102,7 +105,7 @@ def check_compatible(ck: Checkpoint, attrs: dict, directory) -> None:
     for key in IDENTITY:
         if key not in attrs and key not in ck.attrs:
             continue
-        old, new = ck.attrs.get(key), attrs.get(key)
+        old, new = ck.attrs.get(key, BEFORE.get(key)), attrs.get(key, BEFORE.get(key))
         if isinstance(old, np.ndarray) or isinstance(new, np.ndarray):
             same = np.array_equal(np.asarray(old), np.asarray(new))
         else:

@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     from .brian.targets import DEFAULT_TARGET, TARGETS
     from .energy import ACTIVATIONS
     from .estimators import ESTIMATORS
-    from .train import BP_ACTIVATIONS, BP_LOSSES, ENGINES
+    from .spec import FEEDBACK_INITS, FEEDBACK_MODES
+    from .train import BP_ACTIVATIONS, BP_LOSSES, ENGINES, PLASTICITY_RULES
 
     parser = argparse.ArgumentParser(prog="cortex-ep", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"cortex-ep {__version__}")
@@ -57,6 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--nudged-steps", type=int, default=None)
     t.add_argument("--noise", type=float, default=0.0, help="neuronal noise σ")
     t.add_argument("--activation", choices=tuple(ACTIVATIONS), default="hard_sigmoid")
+    t.add_argument("--plasticity", choices=PLASTICITY_RULES, default="phase",
+                   help="phase: synapses change once per sample from the ends of two "
+                        "phases; continual: at every nudged step from the step's change of "
+                        "pre x post rates (local in time)")
+    t.add_argument("--feedback", choices=FEEDBACK_MODES, default=None,
+                   help="tied: top-down currents through the forward weights; separate: "
+                        "through their own learned matrices (default: the model's)")
+    t.add_argument("--feedback-init", choices=FEEDBACK_INITS, default="transpose",
+                   help="with --feedback separate: start the feedback matrices equal to "
+                        "the forward weights or as their own random draw")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--engine", choices=ENGINES, default="brian",
                    help="brian / torch: EP; numpy: EP reference; rbp: the same network "
@@ -110,6 +121,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="arithmetic of the EP phases")
     g.add_argument("--tol", type=float, default=None,
                    help="relax each phase until max|ds/dt|·τ < tol")
+    g.add_argument("--plasticity", choices=PLASTICITY_RULES, default="phase",
+                   help="continual: compare the total continual update over one batch "
+                        "with the exact gradient, for every --lr")
+    g.add_argument("--lr", type=float, nargs="+", default=None,
+                   help="learning rates of the continual check (default: 1e-6 … 1, one "
+                        "per decade)")
+    g.add_argument("--nudged-steps", type=int, default=200,
+                   help="learning steps per sample of the continual check")
+    g.add_argument("--feedback", choices=FEEDBACK_MODES, default=None,
+                   help="feedback mode of a fresh network (a --run keeps its own)")
+    g.add_argument("--feedback-init", choices=FEEDBACK_INITS, default="transpose",
+                   help="with --feedback separate: how a fresh network's B starts")
     g.add_argument("--out", type=Path, default=None,
                    help="output directory for gradcheck.nc (default: runs/gradcheck-<time>)")
     return parser
@@ -124,10 +147,18 @@ def _load_run(run: Path):
         if not (run / name).is_file():
             raise UsageError(f"--run {run} has no {name}; give the --out directory of a "
                              "cortex-ep train run")
+    import json
+
+    from .spec import with_feedback
+
     history = io.read_dataset(run / "history.nc")
     weights = io.read_dataset(run / "weights.nc")
     model = str(history.attrs.get("model", "two_layer"))
     net = models.load(model).network()
+    options = json.loads(str(history.attrs.get("cli_args", "{}")))
+    if options.get("feedback"):
+        net = with_feedback(net, options["feedback"], options.get("feedback_init",
+                                                                  "transpose"))
     for proj in net.projections:
         var = f"W_{proj.name}"
         want = (net[proj.pre].size, net[proj.post].size)
@@ -141,6 +172,7 @@ def _load_run(run: Path):
 
 def cmd_gradcheck(args) -> int:
     import numpy as np
+    import xarray as xr
 
     from . import data, energy, gradcheck, io, models
 
@@ -149,14 +181,26 @@ def cmd_gradcheck(args) -> int:
         if not np.all(np.isfinite(betas)) or np.any(betas <= 0):
             raise UsageError(f"--beta {args.beta}: every β must be finite and > 0 "
                              "(the estimators divide by β)")
-        if args.repeats < 1 or args.batch < 1:
-            raise UsageError("--repeats and --batch must be positive integers")
+        if args.repeats < 1 or args.batch < 1 or args.nudged_steps < 1:
+            raise UsageError("--repeats, --batch and --nudged-steps must be positive "
+                             "integers")
+        lrs = np.logspace(-6, 0, 7) if args.lr is None else np.asarray(args.lr, float)
+        if not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
+            raise UsageError(f"--lr {args.lr}: every learning rate must be finite and > 0")
+        if args.plasticity == "continual" and not set(args.estimator) <= {"one-sided",
+                                                                          "symmetric"}:
+            raise UsageError("the continual check takes --estimator one-sided or symmetric "
+                             "(random signs average over draws; check each sign instead)")
         if args.noise < 0 or not np.isfinite(args.noise):
             raise UsageError(f"--noise {args.noise}: σ must be finite and >= 0")
         if args.run is not None:
             net, W, b, activation = _load_run(args.run)
         else:
+            from .spec import with_feedback
+
             net = models.load(args.model).network()
+            if args.feedback is not None:
+                net = with_feedback(net, args.feedback, args.feedback_init)
             W, b = energy.init_params(net, args.seed)
             activation = "hard_sigmoid"
         activation = args.activation or activation
@@ -173,13 +217,29 @@ def cmd_gradcheck(args) -> int:
         raise UsageError(str(err)) from None
     idx = data.stratified_indices(digits.y_train, args.batch, args.seed)
     x, d = digits.x_train[idx], data.one_hot(digits.y_train[idx], net.output.size)
-    ds = gradcheck.gradcheck(net, x, d, W, b, betas, tuple(args.estimator), args.noise,
-                             args.repeats, args.seed, activation, args.precision, args.tol)
+    if args.plasticity == "continual":
+        from . import gradcheck_continual
+
+        tables = []
+        for name in args.estimator:
+            ds = gradcheck_continual.continual_gradcheck(
+                net, x, d, W, b, lrs, betas, name, args.nudged_steps, activation,
+                **({} if args.tol is None else {"tol": args.tol}))
+            tables.append(ds.expand_dims(estimator=[name]))
+            print(gradcheck_continual.summarize(ds))
+        ds = xr.concat(tables, "estimator", combine_attrs="drop_conflicts")
+        summary = None
+    else:
+        ds = gradcheck.gradcheck(net, x, d, W, b, betas, tuple(args.estimator), args.noise,
+                                 args.repeats, args.seed, activation, args.precision,
+                                 args.tol)
+        summary = gradcheck.summarize(ds)
     ds.attrs.update(source=str(args.run) if args.run else f"fresh {net.name}, seed {args.seed}",
                     data=digits.source)
     out.mkdir(parents=True, exist_ok=True)
     io.write_dataset(ds, out / "gradcheck.nc")
-    print(gradcheck.summarize(ds))
+    if summary:
+        print(summary)
     print(f"written: {out / 'gradcheck.nc'}")
     return 0
 
@@ -232,7 +292,7 @@ def _prepare_train(args):
     from . import checkpoint, data, io, models
     from .estimators import Estimator
     from .reference import Relaxation
-    from .spec import with_learning_rates
+    from .spec import with_feedback, with_learning_rates
     from .train import (ENERGY_ENGINES, TrainConfig, check_record_epochs, make_engine,
                         run_attrs)
 
@@ -241,8 +301,13 @@ def _prepare_train(args):
         defaults = dict(getattr(model, "TRAINING", {}))
         net = model.network()
         tuned = getattr(model, "ENGINE_LEARNING_RATES", {}).get(args.engine)
+        if args.plasticity == "continual":
+            # the continual rule has rates of its own, validated like the others
+            tuned = getattr(model, "CONTINUAL_LEARNING_RATES", tuned)
         if args.lr is not None or tuned is not None:
             net = with_learning_rates(net, args.lr if args.lr is not None else tuned)
+        if args.feedback is not None:
+            net = with_feedback(net, args.feedback, args.feedback_init)
 
         def pick(name, fallback):
             value = getattr(args, name)
@@ -255,7 +320,7 @@ def _prepare_train(args):
                              seed=args.seed, estimator=estimator, relaxation=relaxation,
                              engine=args.engine, target=args.target, device=args.device,
                              dtype=args.dtype, bp_activation=args.bp_activation,
-                             bp_loss=args.bp_loss)
+                             bp_loss=args.bp_loss, plasticity=args.plasticity)
         engine = make_engine(net, config)  # rejects unknown devices before any work
         for option in ("train_size", "test_size"):
             value = getattr(args, option)
@@ -326,7 +391,9 @@ def cmd_train(args) -> int:
     last = history.isel(epoch=-1)
     est = config.estimator
     method = {"rbp": "recurrent backprop", "backprop": "feedforward backprop"}.get(
-        config.engine, f"EP {est.name} β={est.beta:g}")
+        config.engine, f"EP {est.name} β={est.beta:g} {config.plasticity} rule")
+    if net.separate:
+        method += ", separate feedback"
     print(f"{net.name} {net.describe()} | {method} | {config.engine}"
           f"{'/' + config.target if config.engine == 'brian' else ''} | "
           f"{config.epochs} epochs in {float(history.seconds.sum()):.1f} s | "

@@ -102,9 +102,13 @@ def _eps(x) -> float:
 
 
 def record_phases(net, x, d, W, b, free_steps, nudged_steps, beta, symmetric: bool,
-                  activation="hard_sigmoid", noise=0.0, rng=None) -> dict:
+                  activation="hard_sigmoid", noise=0.0, rng=None,
+                  continual: bool = False) -> dict:
     """States after every Euler step of the free phase, the nudged phase at ``beta``
     (scalar or per sample) and, if ``symmetric``, the phase at ``−beta``.
+
+    With ``continual`` (the continual rule's order, :mod:`cortex_ep.plasticity`)
+    the symmetric phases run −β first and +β carries on from its end.
 
     Returns ``{population: [state after step 1, step 2, ...]}``, phases back to
     back; the caller stacks the lists with its array library.
@@ -120,6 +124,9 @@ def record_phases(net, x, d, W, b, free_steps, nudged_steps, beta, symmetric: bo
         return s
 
     s0 = run(zero_state(net, x), free_steps)
+    if continual and symmetric:
+        run(run(s0, nudged_steps, d, -beta), nudged_steps, d, beta)
+        return trace
     run(s0, nudged_steps, d, beta)
     if symmetric:
         run(s0, nudged_steps, d, -beta)

@@ -14,6 +14,12 @@ blocks with zero diagonals (C columns of K units).
 
 Every engine integrates ``τ ds/dt = −∂F/∂s`` (plus optional noise) with the
 projected Euler step of :func:`euler_step`; tests compare them to this module.
+
+With separate feedback the top-down currents use ``B`` instead of ``W``, and
+the right-hand side :func:`neg_gradient` is a vector field that is no longer
+the gradient of any energy: :func:`energy` refuses such networks, and what
+stays meaningful is the fixed point of the flow (max |ds/dt| → 0) and its
+Jacobian.
 """
 
 from __future__ import annotations
@@ -97,15 +103,35 @@ def lateral_name(population: str) -> str:
     return f"{population}_{population}"
 
 
+def feedback_name(projection: str) -> str:
+    """Key of a projection's separate top-down matrix ``B`` in ``W``."""
+    return f"{projection}_feedback"
+
+
+def top_down(proj, W: dict):
+    """The matrix that carries ``proj``'s top-down current: ``B`` if separate, else ``W``."""
+    return W[feedback_name(proj.name) if proj.separate else proj.name]
+
+
 def weight_names(net: Network) -> list[str]:
-    """Keys of ``W``: the projections, then the lateral blocks."""
-    return [p.name for p in net.projections] + [lateral_name(p.name) for p in net.lateral]
+    """Keys of ``W``: the projections, the lateral blocks, then the feedback matrices."""
+    return ([p.name for p in net.projections] + [lateral_name(p.name) for p in net.lateral]
+            + [feedback_name(p.name) for p in net.separate])
+
+
+def param_label(key: str) -> str:
+    """How a key of ``W`` is named in files and tables: ``W_<proj>``, lateral
+    ``W_<pop>_<pop>``, feedback ``B_<proj>``."""
+    suffix = "_feedback"
+    return f"B_{key[:-len(suffix)]}" if key.endswith(suffix) else f"W_{key}"
 
 
 def weight_learning_rates(net: Network) -> dict:
-    """Learning rate of every entry of ``W``: projections' ``lr``, lateral ``lateral_lr``."""
+    """Learning rate of every entry of ``W``: projections' ``lr`` (their feedback
+    matrices' too), lateral ``lateral_lr``."""
     rates = {p.name: p.lr for p in net.projections}
     rates.update({lateral_name(p.name): p.lateral_lr for p in net.lateral})
+    rates.update({feedback_name(p.name): p.lr for p in net.separate})
     return rates
 
 
@@ -151,7 +177,16 @@ def symmetrize_lateral(net: Network, grads: dict) -> dict:
 # Written with array methods and operators only, so that numpy arrays and torch
 # tensors (with autograd) go through the very same formulas.
 def energy(net: Network, s: dict, W: dict, b: dict, activation: str = "hard_sigmoid"):
-    """E(s) per sample, shape ``(batch,)``."""
+    """E(s) per sample, shape ``(batch,)``.
+
+    Raises ``ValueError`` for networks with separate feedback: their dynamics
+    are not the gradient of an energy.
+    """
+    if net.separate:
+        raise ValueError(f"network {net.name!r} has separate feedback "
+                         f"({', '.join(p.name for p in net.separate)}): its dynamics are a "
+                         "vector field with no energy; use its fixed point and Jacobian "
+                         "(cortex_ep.twin.truth handles both cases)")
     act = get_activation(activation)
     r = {name: act.rho(v) for name, v in s.items()}
     e = 0.0
@@ -207,7 +242,7 @@ def drive(net: Network, s: dict, W: dict, b: dict, activation="hard_sigmoid", fi
     for proj in net.projections:
         if proj.pre != net.input.name:
             out[proj.post] = out[proj.post] + r[proj.pre] @ W[proj.name]
-            out[proj.pre] = out[proj.pre] + r[proj.post] @ W[proj.name].T
+            out[proj.pre] = out[proj.pre] + r[proj.post] @ top_down(proj, W).T
     for pop in net.lateral:
         out[pop.name] = out[pop.name] + lateral_current(r[pop.name],
                                                         W[lateral_name(pop.name)])
@@ -252,6 +287,9 @@ def init_params(net: Network, seed: int = 0, dtype=np.float64):
     """Glorot-uniform weights (times each projection's ``init_gain``) and zero biases.
 
     Lateral weights start at 0: columns begin uncoupled and EP shapes them.
+    Separate feedback matrices start as a copy of ``W`` (``transpose``) or as
+    their own draw (``random``), made after every other draw so that the forward
+    weights are those of the tied network with the same seed.
 
     Returns
     -------
@@ -269,4 +307,12 @@ def init_params(net: Network, seed: int = 0, dtype=np.float64):
                                               pop.column_size), dtype=dtype)
     for pop in net.dynamic:
         b[pop.name] = np.zeros(pop.size, dtype=dtype)
+    for proj in net.separate:
+        if proj.feedback_init == "transpose":
+            B = W[proj.name].copy()
+        else:
+            n_in, n_out = net[proj.pre].size, net[proj.post].size
+            limit = proj.init_gain * np.sqrt(6.0 / (n_in + n_out))
+            B = rng.uniform(-limit, limit, size=(n_in, n_out)).astype(dtype)
+        W[feedback_name(proj.name)] = B
     return W, b

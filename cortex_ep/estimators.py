@@ -15,6 +15,7 @@ and estimates the *descent direction* −∂L/∂θ of the loss:
     ΔW = factor · (ρ(s_pre^A) ρ(s_post^A)ᵀ − ρ(s_pre^B) ρ(s_post^B)ᵀ)
     Δb = factor · (ρ(s^A) − ρ(s^B))
     ΔL = factor · (ρ(s_c^A) ρ(s_c^A)ᵀ − ρ(s_c^B) ρ(s_c^B)ᵀ)   per column c, diagonal 0
+    ΔB = ΔW                                                  separate feedback matrices
 
 averaged over the batch.  Both engines use this table: the Brian2 engine as
 synapse code, the numpy reference through :func:`ep_update`.
@@ -101,7 +102,7 @@ def ep_update(net, rates_a: dict, rates_b: dict, factors: np.ndarray):
     dW : dict of (N_pre, N_post) arrays, and (C, K, K) lateral blocks
     db : dict of (N,) arrays
     """
-    from .energy import lateral_name, lateral_outer
+    from .energy import feedback_name, lateral_name, lateral_outer
 
     f = factors[:, None]
     n = f.shape[0]
@@ -118,6 +119,9 @@ def ep_update(net, rates_a: dict, rates_b: dict, factors: np.ndarray):
         dW[lateral_name(pop.name)] = (lateral_outer(rates_a[pop.name], factors, pop.n_columns)
                                       - lateral_outer(rates_b[pop.name], factors,
                                                       pop.n_columns)) / n
+    for proj in net.separate:
+        # the feedback synapse sees the same pre and post rates: the same local rule
+        dW[feedback_name(proj.name)] = dW[proj.name]
     db = {pop.name: (f * (rates_a[pop.name] - rates_b[pop.name])).mean(0)
           for pop in net.dynamic}
     return dW, db

@@ -29,12 +29,12 @@ from .twin.relax import to_tensors
 
 
 def param_names(net: Network) -> list[str]:
-    return ([f"W_{k}" for k in energy.weight_names(net)]
+    return ([energy.param_label(k) for k in energy.weight_names(net)]
             + [f"b_{p.name}" for p in net.dynamic])
 
 
 def _flat(net, W, b) -> dict:
-    out = {f"W_{k}": v for k, v in W.items()}
+    out = {energy.param_label(k): v for k, v in W.items()}
     out.update({f"b_{k}": v for k, v in b.items()})
     return out
 

@@ -14,7 +14,10 @@ at what an epoch produced:
   relaxation that is merely too short (too few free steps).
 
 The probe is relaxed without noise: with noise the state never settles, and
-what matters is whether the deterministic flow does.
+what matters is whether the deterministic flow does.  The checks look only at
+the flow (its residual and its step-to-step changes), never at an energy or
+its Hessian, so they hold for networks with separate feedback too, whose
+dynamics are a vector field without an energy.
 """
 
 from __future__ import annotations
@@ -69,6 +72,10 @@ def check_epoch(net, W: dict, b: dict, outputs, epoch: int, probe_x, free_steps:
     for proj in net.projections:
         problem = _bad_values(W[proj.name], f"weights of projection {proj.pre}->{proj.post}",
                               epoch, cause)
+        if proj.separate and not problem:
+            problem = _bad_values(W[energy.feedback_name(proj.name)],
+                                  f"feedback weights of projection {proj.pre}->{proj.post}",
+                                  epoch, cause)
         if problem:
             return problem
     for pop in net.dynamic:

@@ -14,6 +14,7 @@ import numpy as np
 from . import dynamics, energy
 from .dynamics import zero_state
 from .estimators import Estimator, ep_update
+from .plasticity import Plasticity, continual_batches
 from .spec import Network
 
 
@@ -105,19 +106,31 @@ class ReferenceEngine:
     """The numpy reference behind the same protocol as the Brian2 engine."""
 
     def __init__(self, net: Network, estimator: Estimator, relaxation: Relaxation,
-                 seed: int = 0):
+                 seed: int = 0, plasticity: Plasticity = Plasticity()):
         self.net, self.estimator, self.relaxation = net, estimator, relaxation
+        self.plasticity = plasticity
         self.rng = np.random.default_rng(seed)
 
     def epoch(self, W, b, x_train, d_train, signs, batch_size, x_test):
         W = {k: v.copy() for k, v in W.items()}
         b = {k: v.copy() for k, v in b.items()}
-        rng = self.rng if self.relaxation.noise else None
-        train_out = np.concatenate([
-            train_batch(self.net, x_train[i:i + batch_size], d_train[i:i + batch_size], W,
-                        b, self.estimator, self.relaxation, signs[i:i + batch_size], rng)
-            for i in range(0, len(x_train), batch_size)])
-        test_out = predict(self.net, x_test, W, b, self.relaxation, rng)
+        rel = self.relaxation
+        rng = self.rng if rel.noise else None
+        if self.plasticity.continual:
+            def free_phase(s, fixed):
+                return dynamics.relax(self.net, s, W, b, rel.free_steps,
+                                      activation=rel.activation, noise=rel.noise, rng=rng,
+                                      fixed=fixed)
+
+            train_out = np.concatenate(continual_batches(
+                self.net, x_train, d_train, W, b, self.estimator, signs, batch_size,
+                rel.nudged_steps, free_phase, rel.activation, rel.noise, rng))
+        else:
+            train_out = np.concatenate([
+                train_batch(self.net, x_train[i:i + batch_size], d_train[i:i + batch_size],
+                            W, b, self.estimator, rel, signs[i:i + batch_size], rng)
+                for i in range(0, len(x_train), batch_size)])
+        test_out = predict(self.net, x_test, W, b, rel, rng)
         return W, b, train_out, test_out
 
     def get_state(self) -> dict:
@@ -132,5 +145,6 @@ class ReferenceEngine:
         trace = dynamics.record_phases(
             self.net, x, d, W, b, rel.free_steps, rel.nudged_steps,
             self.estimator.beta * np.asarray(signs, float), self.estimator.name == "symmetric",
-            rel.activation, rel.noise, self.rng if rel.noise else None)
+            rel.activation, rel.noise, self.rng if rel.noise else None,
+            self.plasticity.continual)
         return {name: np.stack(v, axis=1) for name, v in trace.items()}

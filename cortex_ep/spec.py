@@ -27,6 +27,10 @@ from typing import Literal
 
 ROLES = ("input", "hidden", "output")
 Role = Literal["input", "hidden", "output"]
+#: how a projection carries the top-down current (DESIGN.md, "separate feedback")
+FEEDBACK_MODES = ("tied", "separate")
+#: how a separate feedback matrix starts: the forward weights, or its own random draw
+FEEDBACK_INITS = ("transpose", "random")
 
 
 class SpecError(ValueError):
@@ -84,10 +88,15 @@ class Population:
 
 @dataclass(frozen=True)
 class Projection:
-    """Symmetric coupling between two populations through one weight matrix.
+    """Coupling between two populations: bottom-up through ``W``, top-down through
+    ``W`` itself (tied) or through a second matrix ``B`` (separate).
 
-    The energy term is ``-rho(s_pre)^T W rho(s_post)`` with ``W`` of shape
+    Tied, the energy term is ``-rho(s_pre)^T W rho(s_post)`` with ``W`` of shape
     ``(pre.size, post.size)``; currents flow both ways through the same ``W``.
+    Separate, the bottom-up current is ``I_post = W^T rho(s_pre)`` and the
+    top-down one ``I_pre = B rho(s_post)`` with ``B`` of ``W``'s shape (tied is
+    ``B = W``): the dynamics are then a vector field, not an energy gradient
+    (Scellier et al. 2018).  Both matrices learn by the same local rule.
 
     Parameters
     ----------
@@ -99,16 +108,30 @@ class Projection:
         Scale of the Glorot-uniform initial weights.  Deeper networks need
         < 1: with the full scale their units start saturated and the EP
         signal vanishes.
+    feedback : {"tied", "separate"}
+        Whether the top-down current uses ``W`` (tied, weight transport) or its
+        own matrix ``B`` (separate).  Not for projections from the input, which
+        is clamped and receives no current.
+    feedback_init : {"transpose", "random"}
+        With ``separate``: ``B`` starts equal to ``W`` (``transpose``) or as an
+        independent Glorot draw of the same scale (``random``).
     """
 
     pre: str
     post: str
     lr: float = 0.05
     init_gain: float = 1.0
+    feedback: str = "tied"
+    feedback_init: str = "transpose"
 
     @property
     def name(self) -> str:
         return f"{self.pre}_{self.post}"
+
+    @property
+    def separate(self) -> bool:
+        """Whether the top-down current has its own matrix ``B``."""
+        return self.feedback == "separate"
 
 
 @dataclass(frozen=True)
@@ -227,6 +250,17 @@ class Network:
                     and proj.init_gain > 0):
                 raise SpecError(f"projection {proj.name} has init_gain {proj.init_gain!r}; "
                                 "use a finite value > 0")
+            if proj.feedback not in FEEDBACK_MODES:
+                raise SpecError(f"projection {proj.name} has feedback {proj.feedback!r}; "
+                                f"choose one of {', '.join(FEEDBACK_MODES)}")
+            if proj.feedback_init not in FEEDBACK_INITS:
+                raise SpecError(f"projection {proj.name} has feedback_init "
+                                f"{proj.feedback_init!r}; choose one of "
+                                f"{', '.join(FEEDBACK_INITS)}")
+            if proj.separate and self._by_name[proj.pre].role == "input":
+                raise SpecError(f"projection {proj.name} comes from the clamped input, which "
+                                "receives no top-down current: a separate feedback matrix "
+                                "would never act; keep feedback='tied' there")
         self._check_order()
 
     def _check_order(self) -> None:
@@ -289,6 +323,11 @@ class Network:
         """Populations with lateral in-column weights, input-to-output order."""
         return tuple(p for p in self.dynamic if p.lateral)
 
+    @property
+    def separate(self) -> tuple[Projection, ...]:
+        """Projections whose top-down current has its own matrix ``B``."""
+        return tuple(p for p in self.projections if p.separate)
+
     def bias_lr(self, name: str) -> float:
         """Learning rate of population ``name``'s biases: that of its first
         incoming projection."""
@@ -312,9 +351,20 @@ def with_learning_rates(net: Network, lrs) -> Network:
     return replace(net, projections=projs)
 
 
+def with_feedback(net: Network, feedback: str, feedback_init: str = "transpose") -> Network:
+    """A copy of ``net`` whose projections between dynamic populations all have the
+    given feedback mode (projections from the input stay tied: nothing flows back
+    into a clamped population)."""
+    projs = tuple(p if net[p.pre].role == "input" else
+                  replace(p, feedback=feedback, feedback_init=feedback_init)
+                  for p in net.projections)
+    return replace(net, projections=projs)
+
+
 def layered(sizes, lrs, *, tau: float = 10.0, dt: float = 5.0, name: str | None = None,
             columns: dict[int, int] | None = None, init_gain: float = 1.0,
-            lateral_lr: dict[int, float] | None = None) -> Network:
+            lateral_lr: dict[int, float] | None = None, feedback: str = "tied",
+            feedback_init: str = "transpose") -> Network:
     """A chain ``x -> h1 -> ... -> y`` with the given layer sizes and learning rates.
 
     Parameters
@@ -329,6 +379,9 @@ def layered(sizes, lrs, *, tau: float = 10.0, dt: float = 5.0, name: str | None 
         Scale of every projection's initial weights.
     lateral_lr : dict, optional
         ``{layer_index: rate}`` for hidden layers with lateral in-column weights.
+    feedback, feedback_init : str
+        Feedback mode of every projection between dynamic layers (see
+        :class:`Projection`); projections from the input stay tied.
     """
     sizes = list(sizes)
     lrs = list(lrs)
@@ -344,5 +397,5 @@ def layered(sizes, lrs, *, tau: float = 10.0, dt: float = 5.0, name: str | None 
     pops = tuple(Population(n, s, r, columns.get(i), lateral_lr.get(i)) for i, (n, s, r)
                  in enumerate(zip(names, sizes, roles)))
     projs = tuple(Projection(a, b, lr, init_gain) for a, b, lr in zip(names, names[1:], lrs))
-    return Network(pops, projs, tau=tau, dt=dt,
-                   name=name or "-".join(str(s) for s in sizes))
+    net = Network(pops, projs, tau=tau, dt=dt, name=name or "-".join(str(s) for s in sizes))
+    return net if feedback == "tied" else with_feedback(net, feedback, feedback_init)

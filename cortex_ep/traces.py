@@ -27,7 +27,7 @@ def unit_coords(net: Network, populations=None) -> dict:
 
 
 def phase_traces(states: dict, net: Network, free_steps: int, nudged_steps: int,
-                 phases) -> np.ndarray:
+                 phases, continual: bool = False) -> np.ndarray:
     """Split per-step states into phases.
 
     Parameters
@@ -36,12 +36,16 @@ def phase_traces(states: dict, net: Network, free_steps: int, nudged_steps: int,
         ``s`` after every Euler step of each sample, phases back to back.
     phases : sequence of str
         Phases in the order they were simulated.
+    continual : bool
+        Each nudged phase carries on from the end of the previous one (the
+        continual rule) instead of restarting from the free fixed point.
 
     Returns
     -------
     (n, n_phases, free_steps + 1, N_total) array
         Each phase starts with its initial state (0 for ``free``, the free
-        fixed point for the nudged phases); entries past a phase's end are NaN.
+        fixed point — or under ``continual`` the previous phase's end — for the
+        nudged phases); entries past a phase's end are NaN.
     """
     n_time = max(free_steps, nudged_steps) + 1
     blocks = []
@@ -54,7 +58,7 @@ def phase_traces(states: dict, net: Network, free_steps: int, nudged_steps: int,
         s0 = s[:, free_steps - 1]
         for p in range(1, len(phases)):
             start = free_steps + (p - 1) * nudged_steps
-            out[:, p, 0] = s0
+            out[:, p, 0] = s[:, start - 1] if continual else s0
             out[:, p, 1:nudged_steps + 1] = s[:, start:start + nudged_steps]
         blocks.append(out)
     return np.concatenate(blocks, axis=-1)

@@ -29,6 +29,7 @@ import xarray as xr
 from . import checkpoint, energy, health, io, traces
 from .data import Digits, one_hot, stratified_indices
 from .estimators import Estimator
+from .plasticity import RULES, Plasticity
 from .reference import ReferenceEngine, Relaxation
 from .spec import Network
 
@@ -38,6 +39,9 @@ BP_ACTIVATIONS = ("hard_sigmoid", "logistic", "relu", "tanh")
 BP_LOSSES = ("cross_entropy", "mse")
 #: engines whose networks have EP's dynamics (they can record traces)
 ENERGY_ENGINES = ("brian", "torch", "numpy", "rbp")
+#: engines that learn by EP's local rule (they take a plasticity rule)
+EP_ENGINES = ("brian", "torch", "numpy")
+PLASTICITY_RULES = RULES
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,10 @@ class TrainConfig:
         Torch device and float type for ``torch``, ``rbp`` and ``backprop``.
     bp_activation, bp_loss : str
         Hidden activation and loss of the ``backprop`` baseline.
+    plasticity : {"phase", "continual"}
+        When the EP engines' synapses change (:mod:`cortex_ep.plasticity`):
+        once per sample from the ends of two phases, or at every step of the
+        nudged phase.
     """
 
     epochs: int = 10
@@ -77,6 +85,7 @@ class TrainConfig:
     dtype: str = "float32"
     bp_activation: str = "logistic"
     bp_loss: str = "cross_entropy"
+    plasticity: str = "phase"
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -88,6 +97,11 @@ class TrainConfig:
                              f"{', '.join(ENGINES)}")
         from .brian.targets import TARGETS
 
+        Plasticity(self.plasticity)
+        if self.plasticity != "phase" and self.engine not in EP_ENGINES:
+            raise ValueError(f"plasticity {self.plasticity!r} is a rule of the EP engines "
+                             f"({', '.join(EP_ENGINES)}); {self.engine!r} learns by the "
+                             "exact gradient: use --plasticity phase")
         if self.target not in TARGETS:
             raise ValueError(f"unknown Brian2 target {self.target!r}; choose one of "
                              f"{', '.join(TARGETS)}")
@@ -103,17 +117,18 @@ class TrainConfig:
 def make_engine(net: Network, config: TrainConfig):
     """The engine object for ``config.engine`` (imports torch only when needed)."""
     est, rel, seed = config.estimator, config.relaxation, config.seed
+    rule = Plasticity(config.plasticity)
     if config.engine == "numpy":
-        return ReferenceEngine(net, est, rel, seed)
+        return ReferenceEngine(net, est, rel, seed, plasticity=rule)
     if config.engine == "brian":
         from .brian.engine import BrianEngine
 
-        return BrianEngine(net, est, rel, target=config.target, seed=seed)
+        return BrianEngine(net, est, rel, target=config.target, seed=seed, plasticity=rule)
     torch_kw = dict(device=config.device, dtype=config.dtype, seed=seed)
     if config.engine == "torch":
         from .twin.engine import TorchEngine
 
-        return TorchEngine(net, est, rel, **torch_kw)
+        return TorchEngine(net, est, rel, plasticity=rule, **torch_kw)
     from .twin.backprop import FeedforwardEngine, RecurrentBackpropEngine
 
     if config.engine == "rbp":
@@ -129,12 +144,14 @@ def network_attrs(net: Network) -> dict:
             "columns": " ".join(f"{p.name}:{p.n_columns}x{p.column_size}"
                                 for p in net.dynamic if p.columns),
             "lateral_learning_rates": " ".join(f"{p.name}:{p.lateral_lr:g}"
-                                               for p in net.lateral)}
+                                               for p in net.lateral),
+            "feedback": " ".join(f"{p.name}:{p.feedback_init}" for p in net.separate)}
 
 
 def weights_dataset(net: Network, W: dict, b: dict, attrs=None) -> xr.Dataset:
-    """Weights ``W_<pre>_<post>`` (dims ``<pre>_unit``, ``<post>_unit``), biases ``b_<pop>``
-    and lateral blocks ``L_<pop>`` (dims ``<pop>_column``, ``<pop>_pre``, ``<pop>_post``).
+    """Weights ``W_<pre>_<post>`` (dims ``<pre>_unit``, ``<post>_unit``), biases ``b_<pop>``,
+    lateral blocks ``L_<pop>`` (dims ``<pop>_column``, ``<pop>_pre``, ``<pop>_post``) and
+    separate feedback matrices ``B_<pre>_<post>`` (in ``W``'s layout: tied is ``B = W``).
 
     Every ``<pop>_unit`` dimension carries a ``<pop>_column`` coordinate.
     """
@@ -144,6 +161,9 @@ def weights_dataset(net: Network, W: dict, b: dict, attrs=None) -> xr.Dataset:
     data.update({f"L_{pop.name}": ((f"{pop.name}_column", f"{pop.name}_pre",
                                     f"{pop.name}_post"), W[energy.lateral_name(pop.name)])
                  for pop in net.lateral})
+    data.update({energy.param_label(energy.feedback_name(p.name)):
+                 ((f"{p.pre}_unit", f"{p.post}_unit"), W[energy.feedback_name(p.name)])
+                 for p in net.separate})
     coords = {f"{pop.name}_column": (f"{pop.name}_unit",
                                      np.asarray(pop.column_of_units(), np.int64))
               for pop in net.populations}
@@ -157,6 +177,8 @@ def params_from_weights(net: Network, ds: xr.Dataset):
               for p in net.projections]
     wanted += [(f"L_{p.name}", energy.lateral_name(p.name),
                 (p.n_columns, p.column_size, p.column_size)) for p in net.lateral]
+    wanted += [(energy.param_label(energy.feedback_name(p.name)), energy.feedback_name(p.name),
+                (net[p.pre].size, net[p.post].size)) for p in net.separate]
     wanted += [(f"b_{p.name}", p.name, (p.size,)) for p in net.dynamic]
     for var, key, shape in wanted:
         if var not in ds or ds[var].shape != shape:
@@ -355,10 +377,11 @@ def record_traces(net, engine, config, W, b, x, y, sample_ids, attrs=None) -> xr
     """Free and nudged traces of inputs ``x`` with labels ``y`` (no learning)."""
     signs = np.ones(len(y))  # recordings nudge toward the target
     states = engine.record(W, b, x, one_hot(y, net.output.size), signs)
-    rel = config.relaxation
-    trace = traces.phase_traces(states, net, rel.free_steps, rel.nudged_steps,
-                                config.estimator.phases)
-    return traces.traces_dataset(net, trace, config.estimator.phases, x, y,
+    rel, rule = config.relaxation, Plasticity(config.plasticity)
+    phases = rule.phases(config.estimator)
+    trace = traces.phase_traces(states, net, rel.free_steps, rel.nudged_steps, phases,
+                                rule.continual)
+    return traces.traces_dataset(net, trace, phases, x, y,
                                  rel.activation, sample_ids,
                                  attrs={**network_attrs(net), **config.attrs(), **(attrs or {})})
 

@@ -93,3 +93,23 @@ def test_columns_quick(tmp_path):
     for name in ("columns_selectivity.png", "columns_difference.png", "columns_tuning.png",
                  "columns_learning.png"):
         assert (tmp_path / name).stat().st_size > 10_000, name
+
+
+def test_local_learning_quick(tmp_path):
+    text = _run("local_learning.py", tmp_path)
+    assert "continual update against the exact gradient" in text
+    ds = io.read_dataset(tmp_path / "local_learning.nc")
+    assert ds.test_accuracy.dims == ("rule", "feedback", "seed", "epoch")
+    acc = ds.test_accuracy.isel(epoch=-1)
+    assert float(acc.min()) > 0.2  # every combination learns something
+    # separate feedback started as the transpose has the tied network's dynamics
+    for rule in ("phase", "continual"):
+        np.testing.assert_allclose(acc.sel(rule=rule, feedback="separate-transpose"),
+                                   acc.sel(rule=rule, feedback="tied"))
+    assert float(ds.alignment_angle.sel(feedback="separate-random").isel(epoch=0).min()) > 60
+    cos = io.read_dataset(tmp_path / "continual_cosine.nc")
+    smallest = cos.cosine.isel(lr=0)
+    np.testing.assert_allclose(smallest, cos.limit_cosine, atol=1e-3)
+    for name in ("local_learning_accuracy.png", "continual_cosine.png",
+                 "feedback_alignment.png"):
+        assert (tmp_path / name).stat().st_size > 10_000

@@ -76,6 +76,15 @@ BAD_INPUT = [
     (["gradcheck", "--run", "/nonexistent/run"], "has no history.nc"),
     (["gradcheck", "--repeats", "0"], "positive integers"),
     (["gradcheck", "--batch", "5000"], "only 4000 samples"),
+    (["train", "--plasticity", "continual", "--engine", "rbp"],
+     "learns by the exact gradient: use --plasticity phase"),
+    (["train", "--plasticity", "stdp"], "argument --plasticity: invalid choice: 'stdp'"),
+    (["train", "--feedback", "random"], "argument --feedback: invalid choice: 'random'"),
+    (["gradcheck", "--plasticity", "continual", "--lr", "0"],
+     "every learning rate must be finite and > 0"),
+    (["gradcheck", "--plasticity", "continual", "--estimator", "random-sign"],
+     "the continual check takes --estimator one-sided or symmetric"),
+    (["gradcheck", "--nudged-steps", "0"], "positive integers"),
 ]
 
 
@@ -237,3 +246,25 @@ def test_gradcheck_rejects_weights_of_another_model(tmp_path, idx_dir, tiny_mode
     io.write_dataset(history, run / "history.nc")
     _fails(["gradcheck", "--run", str(run), "--out", str(tmp_path / "gc")], capsys,
            "do not fit model 'two_layer'")
+
+
+def test_continual_separate_run_and_its_continual_gradcheck(tmp_path, idx_dir, tiny_model,
+                                                            capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--model", tiny_model, "--data", str(idx_dir), "--engine", "numpy",
+                 "--plasticity", "continual", "--feedback", "separate", "--feedback-init",
+                 "random", "--out", str(run), "--no-progress"]) == 0
+    assert "continual rule, separate feedback" in capsys.readouterr().out
+    weights = io.read_dataset(run / "weights.nc")
+    assert weights["B_h1_y"].dims == ("h1_unit", "y_unit")
+    assert not np.allclose(weights["B_h1_y"], weights["W_h1_y"])
+    history = io.read_dataset(run / "history.nc")
+    assert history.attrs["plasticity"] == "continual" and history.attrs["feedback"]
+    out = tmp_path / "gc"
+    assert main(["gradcheck", "--run", str(run), "--data", str(idx_dir), "--batch", "4",
+                 "--plasticity", "continual", "--estimator", "symmetric", "--lr", "1e-6",
+                 "1e-1", "--beta", "0.01", "--nudged-steps", "40", "--out", str(out)]) == 0
+    assert "continual gradcheck 16-8-10" in capsys.readouterr().out
+    ds = io.read_dataset(out / "gradcheck.nc")
+    assert ds.cosine.dims == ("estimator", "lr", "beta", "param")
+    assert "B_h1_y" in ds.param.values

@@ -130,3 +130,20 @@ def test_resume_extends_a_finished_run(setup, tmp_path):
     assert main(["train", "--resume", str(in_two), "--epochs", "2", "--no-progress"]) == 0
     xr.testing.assert_identical(io.read_dataset(in_two / "weights.nc"),
                                 io.read_dataset(tmp_path / "once" / "weights.nc"))
+
+
+def test_continual_separate_run_resumes_exactly(setup, tmp_path):
+    """The rule and the feedback mode are restored from the run's files."""
+    root, model, data = setup
+    extra = ["--plasticity", "continual", "--feedback", "separate", "--feedback-init",
+             "random"]
+    once = _argv("torch", model, data, tmp_path / "once", epochs=2) + extra
+    once[once.index("--train-size") + 1] = "100"
+    assert main(once) == 0
+    in_two = tmp_path / "in_two"
+    first = _argv("torch", model, data, in_two, epochs=1) + extra
+    first[first.index("--train-size") + 1] = "100"
+    assert main(first) == 0
+    assert main(["train", "--resume", str(in_two), "--epochs", "2", "--no-progress"]) == 0
+    xr.testing.assert_identical(io.read_dataset(in_two / "weights.nc"),
+                                io.read_dataset(tmp_path / "once" / "weights.nc"))

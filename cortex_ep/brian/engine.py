@@ -25,6 +25,7 @@ import numpy as np
 
 from .. import energy
 from ..estimators import Estimator
+from ..plasticity import Plasticity
 from ..reference import Relaxation
 from ..spec import Network
 from . import equations as eq
@@ -43,6 +44,8 @@ class Schedule:
     nudge_sign : (n,) array of ±1, sign of β in the first nudged phase
     ep_factor : (n,) array, the estimator's factor (0 = do not learn)
     apply_scale : (n,) array, ``1 / batch size`` at a batch's last sample, else 0
+    step_scale : (n,) array, ``ep_factor / batch size`` for every sample (the
+        continual rule's per-step factor; 0 = do not learn)
     """
 
     pixels: np.ndarray
@@ -50,6 +53,7 @@ class Schedule:
     nudge_sign: np.ndarray
     ep_factor: np.ndarray
     apply_scale: np.ndarray
+    step_scale: np.ndarray
 
     @property
     def n(self) -> int:
@@ -67,20 +71,26 @@ def make_schedule(x, d, estimator: Estimator, rng=None, batch_size: int = 1,
     if signs is None:
         signs = estimator.signs(n, rng if rng is not None else np.random.default_rng(0))
     factor = estimator.factors(signs) if learn else np.zeros(n)
-    scale = np.zeros(n)
+    scale, step_scale = np.zeros(n), np.zeros(n)
     if learn:
         ends = np.minimum(np.arange(batch_size, n + batch_size, batch_size), n)
-        starts = ends - np.diff(np.concatenate([[0], ends]))
-        scale[ends - 1] = 1.0 / (ends - starts)
+        sizes = np.diff(np.concatenate([[0], ends]))
+        scale[ends - 1] = 1.0 / sizes
+        step_scale = factor / np.repeat(sizes, sizes)
     return Schedule(np.ascontiguousarray(x, float), np.ascontiguousarray(d, float),
-                    np.ascontiguousarray(signs, float),
-                    factor, scale)
+                    np.ascontiguousarray(signs, float), factor, scale, step_scale)
+
+
+SCHEDULE_FIELDS = ("pixels", "targets", "nudge_sign", "ep_factor", "apply_scale",
+                   "step_scale")
+#: the per-sample tables each plasticity rule reads
+RULE_TABLES = {"phase": ("pixels", "targets", "nudge_sign", "ep_factor", "apply_scale"),
+               "continual": ("pixels", "targets", "nudge_sign", "step_scale")}
 
 
 def concat(*schedules: Schedule) -> Schedule:
     return Schedule(*(np.concatenate([getattr(s, f) for s in schedules])
-                      for f in ("pixels", "targets", "nudge_sign", "ep_factor",
-                                "apply_scale")))
+                      for f in SCHEDULE_FIELDS))
 
 
 @dataclass
@@ -114,14 +124,18 @@ class BrianEngine:
         Where standalone projects are built (default ``~/.cache/cortex_ep/brian``).
     seed : int
         Seed of Brian2's random numbers (noise).
+    plasticity : Plasticity
+        The phase rule (default) or the continual rule, as synapse code.
     """
 
     def __init__(self, net: Network, estimator: Estimator, relaxation: Relaxation,
-                 target: str = DEFAULT_TARGET, build_root=None, seed: int = 0):
+                 target: str = DEFAULT_TARGET, build_root=None, seed: int = 0,
+                 plasticity: Plasticity = Plasticity()):
         if target not in TARGETS:
             raise ValueError(f"unknown Brian2 target {target!r}; choose one of "
                              f"{', '.join(TARGETS)}")
         self.net, self.estimator, self.relaxation = net, estimator, relaxation
+        self.plasticity = plasticity
         self.target, self.seed = target, seed
         self.build_root = Path(build_root or Path.home() / ".cache" / "cortex_ep" / "brian")
         self._built = None  # (key, objects) of the standalone project in use
@@ -209,11 +223,8 @@ class BrianEngine:
             objs = self._built[1]
             run_args = {objs["tables"][name]: np.ascontiguousarray(getattr(schedule, name), float)
                         for name in objs["tables"]}
-            for proj in self.net.projections:
-                run_args[objs["synapses"][proj.name].w] = np.asarray(W[proj.name], float).ravel()
-            for pop in self.net.lateral:
-                run_args[objs["synapses"][energy.lateral_name(pop.name)].w] = \
-                    self._lateral_values(pop, W)
+            for key, values in self._synapse_values(W).items():
+                run_args[objs["synapses"][key].w] = values
             for pop in self.net.dynamic:
                 run_args[objs["groups"][pop.name].b] = np.asarray(b[pop.name], float)
             device.run(run_args=run_args)
@@ -223,14 +234,22 @@ class BrianEngine:
                 device.delete(code=False, data=False, directory=False, run_args=True,
                               force=True)
 
-    @staticmethod
-    def _lateral_values(pop, W) -> np.ndarray:
-        """The weight of every lateral synapse, in :func:`equations.lateral_pairs` order."""
-        return np.asarray(W[energy.lateral_name(pop.name)], float)[eq.lateral_pairs(pop)[2]]
+    def _synapse_values(self, W) -> dict:
+        """``{key of W: the weight of every synapse of its Synapses object}``: projections
+        row-major (pre, post); feedback objects run post -> pre, so ``B`` transposed;
+        lateral blocks in :func:`equations.lateral_pairs` order."""
+        out = {p.name: np.asarray(W[p.name], float).ravel() for p in self.net.projections}
+        for proj in self.net.separate:
+            key = energy.feedback_name(proj.name)
+            out[key] = np.asarray(W[key], float).T.ravel()
+        for pop in self.net.lateral:
+            key = energy.lateral_name(pop.name)
+            out[key] = np.asarray(W[key], float)[eq.lateral_pairs(pop)[2]]
+        return out
 
     def _project_hash(self, n: int, record: bool) -> str:
         text = repr((self.net, self.estimator.name, self.relaxation, n, record,
-                     self.seed, eq.__doc__))
+                     self.seed, self.plasticity.rule, eq.__doc__))
         return f"ep_{self.net.describe()}_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
 
     # ---------------------------------------------------------------- build
@@ -239,6 +258,7 @@ class BrianEngine:
 
         net, rel, est = self.net, self.relaxation, self.estimator
         symmetric = est.name == "symmetric"
+        continual = self.plasticity.continual
         # A sample lasts steps_per_sample · dt; in floating point the ratio can come out
         # as e.g. 28.000000000000004 and Brian2 warns that the grids are not aligned.
         # Its TimedArray lookup rounds on an 8×-finer grid, so the tables still switch
@@ -248,20 +268,16 @@ class BrianEngine:
         sample_dt = self.steps_per_sample * dt
         clock = b2.Clock(dt=dt, name="ep_clock")
         b2.seed(self.seed)
-        tables = {
-            "pixels": b2.TimedArray(schedule.pixels, dt=sample_dt, name="pixels"),
-            "targets": b2.TimedArray(schedule.targets, dt=sample_dt, name="targets"),
-            "nudge_sign": b2.TimedArray(schedule.nudge_sign, dt=sample_dt, name="nudge_sign"),
-            "ep_factor": b2.TimedArray(schedule.ep_factor, dt=sample_dt, name="ep_factor"),
-            "apply_scale": b2.TimedArray(schedule.apply_scale, dt=sample_dt,
-                                         name="apply_scale"),
-        }
+        tables = {name: b2.TimedArray(getattr(schedule, name), dt=sample_dt, name=name)
+                  for name in RULE_TABLES[self.plasticity.rule]}
         # Synapses own an internal variable ``targets``: the table is ``target_table``
         namespace = {("target_table" if k == "targets" else k): v for k, v in tables.items()}
         namespace.update(
             tau=net.tau * b2.ms, sigma=rel.noise, beta=abs(est.beta) * np.sign(est.beta),
             steps_per_sample=self.steps_per_sample, T_free=rel.free_steps,
-            T_nudge=rel.nudged_steps)
+            T_nudge=rel.nudged_steps,
+            # the continual rule learns in the last nudged phase (+β)
+            T_learn=rel.free_steps + (rel.nudged_steps if symmetric else 0))
         for proj in net.projections:
             namespace[f"lr_{proj.name}"] = proj.lr
         for pop in net.dynamic:
@@ -271,55 +287,68 @@ class BrianEngine:
 
         groups = {}
         inp = net.input
+        input_events = eq.input_events(continual)
         groups[inp.name] = b2.NeuronGroup(
-            inp.size, eq.input_equations(rel.activation), events=eq.input_events(),
+            inp.size, eq.input_equations(rel.activation), events=input_events,
             clock=clock, name=inp.name, namespace=namespace)
         # the input current of the new sample must exist before its first step
         groups[inp.name].set_event_schedule("present", when="start", order=1)
-        for event in ("learn", "apply"):
-            groups[inp.name].set_event_schedule(event, when="thresholds")
+        for event in input_events:
+            if event != "present":
+                groups[inp.name].set_event_schedule(event, when="thresholds")
+        slots = {"free_end": "after_thresholds", "pos_end": "after_thresholds",
+                 "neg_end": "after_thresholds", "learn": "synapses", "plastic": "synapses",
+                 "apply": "after_synapses", "finish": "resets"}
         for pop in net.dynamic:
+            events = eq.population_events(symmetric, continual)
             group = b2.NeuronGroup(
-                pop.size, eq.population_equations(net, pop, rel.activation, rel.noise > 0),
-                method=eq.projected_euler, events=eq.population_events(symmetric),
+                pop.size, eq.population_equations(net, pop, rel.activation, rel.noise > 0,
+                                                  continual, continual and symmetric),
+                method=eq.projected_euler, events=events,
                 clock=clock, name=pop.name, namespace=namespace)
-            slots = {"free_end": "after_thresholds", "pos_end": "after_thresholds",
-                     "neg_end": "after_thresholds", "learn": "synapses",
-                     "apply": "after_synapses", "finish": "resets"}
-            for event, code in eq.population_event_code(net, pop, symmetric).items():
+            for event in events:
                 # conditions are checked before any event code runs
                 group.set_event_schedule(event, when="thresholds")
+            for event, code in eq.population_event_code(net, pop, symmetric,
+                                                        continual).items():
                 group.run_on_event(event, code, when=slots[event])
+            if continual:
+                # the one-step trace: the rate this step ended with, for the next one
+                group.run_regularly(f"{eq.RATE_TRACE} = r", when="end",
+                                    name=f"{pop.name}_rate_trace")
             group.b = b[pop.name]
             groups[pop.name] = group
+        values = self._synapse_values(W)
         synapses = {}
-        for proj in net.projections:
-            code = eq.synapse_event_code(net, proj)
-            syn = b2.Synapses(groups[proj.pre], groups[proj.post],
-                              model=eq.synapse_model(net, proj), on_pre=code,
-                              on_event={e: e for e in code}, clock=clock,
-                              name=f"syn_{proj.name}", namespace=namespace)
-            syn.connect()
+
+        def add_synapses(key, source, target, model, code, name, **connect):
+            syn = b2.Synapses(source, target, model=model, on_pre=code,
+                              on_event={e: e for e in code}, clock=clock, name=name,
+                              namespace=namespace)
+            syn.connect(**connect)
             for pathway in syn._pathways:
                 if pathway.event == "present":
                     pathway.when, pathway.order = "start", 2
                 elif pathway.event == "apply":
                     pathway.when = "after_synapses"
-            syn.w = np.asarray(W[proj.name], float).ravel()
-            synapses[proj.name] = syn
+            syn.w = values[key]
+            synapses[key] = syn
+
+        for proj in net.projections:
+            add_synapses(proj.name, groups[proj.pre], groups[proj.post],
+                         eq.synapse_model(net, proj, continual),
+                         eq.synapse_event_code(net, proj, continual), f"syn_{proj.name}")
+        for proj in net.separate:
+            add_synapses(energy.feedback_name(proj.name), groups[proj.post],
+                         groups[proj.pre], eq.feedback_synapse_model(proj, continual),
+                         eq.synapse_event_code(net, proj, continual),
+                         f"syn_feedback_{proj.name}")
         for pop in net.lateral:
-            code = eq.lateral_synapse_event_code(pop)
-            syn = b2.Synapses(groups[pop.name], groups[pop.name],
-                              model=eq.lateral_synapse_model(), on_pre=code,
-                              on_event={e: e for e in code}, clock=clock,
-                              name=f"syn_lateral_{pop.name}", namespace=namespace)
             pre, post, _ = eq.lateral_pairs(pop)
-            syn.connect(i=pre, j=post)
-            for pathway in syn._pathways:
-                if pathway.event == "apply":
-                    pathway.when = "after_synapses"
-            syn.w = self._lateral_values(pop, W)
-            synapses[energy.lateral_name(pop.name)] = syn
+            add_synapses(energy.lateral_name(pop.name), groups[pop.name], groups[pop.name],
+                         eq.lateral_synapse_model(continual),
+                         eq.lateral_synapse_event_code(pop, continual),
+                         f"syn_lateral_{pop.name}", i=pre, j=post)
         out = net.output
         monitor = b2.EventMonitor(groups[out.name], "free_end", variables=["s"],
                                   name="free_output_monitor")
@@ -350,6 +379,10 @@ class BrianEngine:
             blocks = np.zeros((pop.n_columns, pop.column_size, pop.column_size))
             blocks[eq.lateral_pairs(pop)[2]] = np.asarray(objs["synapses"][key].w[:])
             W[key] = blocks
+        for proj in net.separate:
+            key = energy.feedback_name(proj.name)
+            W[key] = np.array(objs["synapses"][key].w[:]).reshape(
+                net[proj.post].size, net[proj.pre].size).T.copy()
         states = None
         if objs["state_monitors"]:
             states = {name: np.asarray(m.s).T.reshape(n, self.steps_per_sample, -1)

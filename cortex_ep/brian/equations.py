@@ -18,6 +18,15 @@ S−1                   ``learn``: synapses accumulate the EP update in
                       lr · dw / B``; ``finish``: state and input reset
 ====================  ====================================================
 
+Under the continual rule (:mod:`cortex_ep.plasticity`) nothing is stored:
+every step of the learning phase raises the event ``plastic``, on which each
+synapse adds ``lr · step_scale · (r_pre r_post − r_prev_pre r_prev_post)``
+(``r_prev``: the neuron's rate one step earlier, its one-step trace, copied at
+the end of every step) and each input synapse also adds its change to the
+current it feeds; the symmetric estimator runs −β first and learns during the
++β phase that follows, without a reset.  Separate feedback is a second
+Synapses object from the post to the pre population carrying ``B``.
+
 The dynamics are DESIGN.md's, in physical units::
 
     ds/dt = (−s + ρ'(s) (Σ I + b) + β_now (d − s)) / τ  [+ σ ξ / √τ]
@@ -60,18 +69,37 @@ PHASE_CLOCK = "k = timestep(t, dt) % steps_per_sample : integer"
 LATERAL_CURRENT = "I_lateral"
 
 
-def lateral_synapse_model() -> str:
-    """Lateral synapses ``j -> i`` within a column: one per ordered pair, so that the
-    symmetric ``L`` is two synapses with equal weights (they get equal updates)."""
-    return "\n".join(["w : 1", "dw : 1", f"{LATERAL_CURRENT}_post = w * r_pre : 1 (summed)"])
+#: the neuron's rate one step ago, the continual rule's one-step trace
+RATE_TRACE = "r_prev"
 
 
-def lateral_synapse_event_code(pop: Population) -> dict:
-    """``{event: code}`` of a population's lateral synapses: the EP rule of a projection."""
+def rule_code(lr: str, continual: bool) -> dict:
+    """``{event: code}`` of a synapse between two dynamic populations learning at
+    the namespace constant ``lr``: the phase rule or the continual rule."""
+    if continual:
+        return {"plastic": f"w += {lr} * step_scale(t) * "
+                           f"(r_pre * r_post - {RATE_TRACE}_pre * {RATE_TRACE}_post)"}
     return {
         "learn": "dw += ep_factor(t) * (ra_pre * ra_post - rb_pre * rb_post)",
-        "apply": f"w += lr_lateral_{pop.name} * apply_scale(t) * dw\ndw = 0",
+        "apply": f"w += {lr} * apply_scale(t) * dw\ndw = 0",
     }
+
+
+def weight_variables(continual: bool) -> list[str]:
+    """A synapse's weight and, under the phase rule, its accumulated update."""
+    return ["w : 1"] if continual else ["w : 1", "dw : 1"]
+
+
+def lateral_synapse_model(continual: bool = False) -> str:
+    """Lateral synapses ``j -> i`` within a column: one per ordered pair, so that the
+    symmetric ``L`` is two synapses with equal weights (they get equal updates)."""
+    return "\n".join(weight_variables(continual)
+                     + [f"{LATERAL_CURRENT}_post = w * r_pre : 1 (summed)"])
+
+
+def lateral_synapse_event_code(pop: Population, continual: bool = False) -> dict:
+    """``{event: code}`` of a population's lateral synapses: the EP rule of a projection."""
+    return rule_code(f"lr_lateral_{pop.name}", continual)
 
 
 def lateral_pairs(pop: Population):
@@ -106,8 +134,13 @@ def input_equations(activation: str) -> str:
 
 
 def population_equations(net: Network, pop: Population, activation: str,
-                         noise: bool) -> str:
-    """Equations of a hidden or output population."""
+                         noise: bool, continual: bool = False,
+                         negative_first: bool = False) -> str:
+    """Equations of a hidden or output population.
+
+    ``negative_first``: the first nudged phase is at −β (the continual rule's
+    symmetric order).
+    """
     act = get_activation(activation)
     currents = [current_name(p) for p in net.projections if pop.name in (p.pre, p.post)]
     if pop.lateral:
@@ -133,18 +166,28 @@ def population_equations(net: Network, pop: Population, activation: str,
             lines.append(f"{current_name(proj)} : 1")
     if pop.lateral:
         lines.append(f"{LATERAL_CURRENT} : 1")
+    if continual:
+        lines.append(f"{RATE_TRACE} : 1")
     if pop.role == "output":
         lines += [
             "d = target_table(t, i) : 1",
             # +β·sign in the first nudged phase, −β·sign in the second (symmetric)
-            "beta_now = beta * nudge_sign(t) * int(k >= T_free)"
+            f"beta_now = {'-' if negative_first else ''}beta * nudge_sign(t) * int(k >= T_free)"
             " * (1 - 2 * int(k >= T_free + T_nudge)) : 1",
         ]
     return "\n".join(lines)
 
 
-def population_events(symmetric: bool) -> dict:
+#: the continual rule learns at the steps T_learn … T_learn + T_nudge − 1
+PLASTIC_STEPS = "k >= T_learn and k < T_learn + T_nudge and step_scale(t) != 0"
+
+
+def population_events(symmetric: bool, continual: bool = False) -> dict:
     """Custom events of a hidden or output population (conditions on ``k``)."""
+    if continual:
+        # free_end only marks the free phase's output for the monitor: nothing is stored
+        return {"free_end": "k == T_free - 1", "plastic": PLASTIC_STEPS,
+                "finish": "k == steps_per_sample - 1"}
     events = {
         "free_end": "k == T_free - 1",
         "pos_end": "k == T_free + T_nudge - 1",
@@ -157,10 +200,14 @@ def population_events(symmetric: bool) -> dict:
     return events
 
 
-def population_event_code(net: Network, pop: Population, symmetric: bool) -> dict:
+def population_event_code(net: Network, pop: Population, symmetric: bool,
+                          continual: bool = False) -> dict:
     """``{event: code}`` run by a hidden or output population."""
     resets = "\n".join(["s = 0"] + [f"{current_name(p)} = 0" for p in net.projections
                                     if p.post == pop.name and net[p.pre].role == "input"])
+    if continual:
+        return {"plastic": f"b += lr_bias_{pop.name} * step_scale(t) * (r - {RATE_TRACE})",
+                "finish": resets}
     code = {
         # one-sided / random-sign compare with the free phase: rb = ρ(s⁰)
         "free_end": "s0 = s\nrb = r",
@@ -175,8 +222,10 @@ def population_event_code(net: Network, pop: Population, symmetric: bool) -> dic
     return code
 
 
-def input_events() -> dict:
+def input_events(continual: bool = False) -> dict:
     """Custom events of the input population; silent pixels (ρ(x) = 0) skip work."""
+    if continual:
+        return {"present": "k == 0 and r != 0", "plastic": f"{PLASTIC_STEPS} and r != 0"}
     return {
         "present": "k == 0 and r != 0",
         "learn": "k == steps_per_sample - 1 and ep_factor(t) != 0 and r != 0",
@@ -184,25 +233,39 @@ def input_events() -> dict:
     }
 
 
-def synapse_model(net: Network, proj: Projection) -> str:
-    """Synapse equations: the shared weight and, between dynamic groups, the
-    summed currents both ways."""
-    lines = ["w : 1", "dw : 1"]
+def synapse_model(net: Network, proj: Projection, continual: bool = False) -> str:
+    """Synapse equations: the weight and, between dynamic groups, the summed
+    currents both ways (tied) or bottom-up only (separate feedback)."""
+    lines = weight_variables(continual)
     if net[proj.pre].role != "input":
         name = current_name(proj)
-        lines += [f"{name}_post = w * r_pre : 1 (summed)",
-                  f"{name}_pre = w * r_post : 1 (summed)"]
+        lines.append(f"{name}_post = w * r_pre : 1 (summed)")
+        if not proj.separate:
+            lines.append(f"{name}_pre = w * r_post : 1 (summed)")
     return "\n".join(lines)
 
 
-def synapse_event_code(net: Network, proj: Projection) -> dict:
-    """``{event: code}`` of a projection's synapses (events of the pre group)."""
-    code = {
-        "learn": "dw += ep_factor(t) * (ra_pre * ra_post - rb_pre * rb_post)",
-        "apply": f"w += lr_{proj.name} * apply_scale(t) * dw\ndw = 0",
-    }
-    if net[proj.pre].role == "input":
-        code["present"] = f"{current_name(proj)}_post += w * r_pre"
+def feedback_synapse_model(proj: Projection, continual: bool = False) -> str:
+    """The separate feedback synapses of ``proj``, from its post to its pre
+    population: the top-down current ``B ρ_post``."""
+    return "\n".join(weight_variables(continual)
+                     + [f"{current_name(proj)}_post = w * r_pre : 1 (summed)"])
+
+
+def synapse_event_code(net: Network, proj: Projection, continual: bool = False) -> dict:
+    """``{event: code}`` of a projection's synapses (events of the pre group); the
+    feedback synapses of a separate projection use the same code."""
+    code = rule_code(f"lr_{proj.name}", continual)
+    if net[proj.pre].role != "input":
+        return code
+    current = f"{current_name(proj)}_post"
+    code["present"] = f"{current} += w * r_pre"
+    if continual:
+        # the clamped rate is constant, so the product changes by r_pre·Δr_post; the
+        # current the synapse feeds changes with its weight
+        change = f"lr_{proj.name} * step_scale(t) * r_pre * (r_post - {RATE_TRACE}_post)"
+        code["plastic"] = f"w += {change}\n{current} += r_pre * {change}"
+    else:
         # the clamped rate is the same in every phase
         code["learn"] = "dw += ep_factor(t) * r_pre * (ra_post - rb_post)"
     return code

@@ -7,6 +7,7 @@ import torch
 
 from .. import energy
 from ..estimators import Estimator, ep_update
+from ..plasticity import Plasticity, continual_batches
 from ..reference import Relaxation
 from ..spec import Network
 from ..dynamics import record_phases, zero_state
@@ -26,11 +27,16 @@ class TorchEngine:
     dtype : {"float32", "float64"}
     seed : int
         Seeds the noise generator.
+    plasticity : Plasticity
+        ``continual`` runs the samples one after the other (weights change
+        within each sample); ``phase`` runs each minibatch at once.
     """
 
     def __init__(self, net: Network, estimator: Estimator, relaxation: Relaxation,
-                 device: str = "cpu", dtype: str = "float32", seed: int = 0):
+                 device: str = "cpu", dtype: str = "float32", seed: int = 0,
+                 plasticity: Plasticity = Plasticity()):
         self.net, self.estimator, self.relaxation = net, estimator, relaxation
+        self.plasticity = plasticity
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
         self.lr = energy.weight_learning_rates(net)
@@ -80,6 +86,8 @@ class TorchEngine:
         W, b = to_tensors(W, self.device, self.dtype), to_tensors(b, self.device, self.dtype)
         x_all, d_all, sign_all = (self.tensor(x_train), self.tensor(d_train),
                                   self.tensor(signs))
+        if self.plasticity.continual:
+            return self._continual_epoch(W, b, x_all, d_all, signs, batch_size, x_test)
         factor_all = self.tensor(self.estimator.factors(np.asarray(signs, float)))
         outputs = []
         y = self.net.output.name
@@ -92,6 +100,27 @@ class TorchEngine:
             for name, g in db.items():
                 b[name].add_(g, alpha=self.lr_bias[name])
             outputs.append(states["free"][y])
+        test_out = self.predict(W, b, x_test)
+        return (to_numpy(W), to_numpy(b), torch.cat(outputs).cpu().numpy(),
+                test_out.cpu().numpy())
+
+    def _continual_epoch(self, W, b, x_all, d_all, signs, batch_size, x_test):
+        rel = self.relaxation
+
+        def free_phase(s, fixed):
+            return relax(self.net, s, W, b, rel.free_steps, activation=rel.activation,
+                         noise=rel.noise, rng=self._noise, fixed=fixed)
+
+        threads = torch.get_num_threads()
+        # one sample at a time: operations this small only lose time to a second thread
+        torch.set_num_threads(1)
+        try:
+            outputs = continual_batches(self.net, x_all, d_all, W, b, self.estimator,
+                                        np.asarray(signs, float), batch_size,
+                                        rel.nudged_steps, free_phase, rel.activation,
+                                        rel.noise, self._noise)
+        finally:
+            torch.set_num_threads(threads)
         test_out = self.predict(W, b, x_test)
         return (to_numpy(W), to_numpy(b), torch.cat(outputs).cpu().numpy(),
                 test_out.cpu().numpy())
@@ -115,5 +144,5 @@ class TorchEngine:
         trace = record_phases(self.net, self.tensor(x), self.tensor(d), W, b, rel.free_steps,
                               rel.nudged_steps, self.estimator.beta * self.tensor(signs),
                               self.estimator.name == "symmetric", rel.activation, rel.noise,
-                              self._noise)
+                              self._noise, self.plasticity.continual)
         return {k: torch.stack(v, 1).cpu().numpy() for k, v in trace.items()}

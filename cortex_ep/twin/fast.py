@@ -47,9 +47,8 @@ def relax(net: Network, s: dict, W: dict, b: dict, steps: int, target=None, beta
     for proj in net.projections:
         if proj.pre == net.input.name:
             continue
-        hW = h * W[proj.name]
-        couplings[proj.post].append((proj.pre, hW))
-        couplings[proj.pre].append((proj.post, hW.T))
+        couplings[proj.post].append((proj.pre, h * W[proj.name]))
+        couplings[proj.pre].append((proj.post, h * energy.top_down(proj, W).T))
     lateral = {pop.name: h * W[energy.lateral_name(pop.name)] for pop in net.lateral}
     scale = noise * math.sqrt(h)
     s = dict(s)

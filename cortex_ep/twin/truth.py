@@ -1,13 +1,18 @@
 """Ground truth for the EP estimate: the exact gradient of C(s⁰(θ)).
 
-Two routes, both with autograd on the energy of :mod:`cortex_ep.energy`:
+Two routes, both with autograd on the model of :mod:`cortex_ep.energy`:
 
 implicit differentiation
     At the free fixed point the units strictly inside (0, 1) satisfy
-    ∂E/∂s_I = 0; units on the box's faces stay there under small changes of
-    θ.  Differentiating, ``H_II ds_I/dθ = −∂²E/∂s_I∂θ`` with ``H`` the energy's
-    Hessian, so ``dL/dθ = −λᵀ ∂²E/∂s∂θ`` where ``H_II λ = ∂C/∂s_I`` — solved
-    per sample by conjugate gradients with Hessian-vector products.
+    ``f_I(s, θ) = 0`` with ``f`` the vector field :func:`energy.neg_gradient`;
+    units on the box's faces stay there under small changes of θ.
+    Differentiating, ``J_II ds_I/dθ = −∂f_I/∂θ`` with ``J = ∂f/∂s``, so
+    ``dL/dθ = −λᵀ ∂f_I/∂θ`` where ``J_IIᵀ λ = ∂C/∂s_I``.  Tied networks use
+    the energy's Hessian ``H = −J`` (symmetric): ``H_II λ = ∂C/∂s_I`` is solved
+    per sample by conjugate gradients with Hessian-vector products.  With
+    separate feedback no energy, hence no Hessian, exists: the dense Jacobian
+    of the vector field is built by autograd (one backward pass per unit) and
+    the non-symmetric system solved directly.
 BPTT
     Backpropagation through the unrolled projected Euler steps of the free
     phase: the gradient of the loss after exactly ``steps`` steps.
@@ -59,6 +64,11 @@ def implicit_gradient(net: Network, x, d, W, b, activation="hard_sigmoid", fixed
                       tol=1e-12, cg_tol=1e-12, cg_max_iter=2000) -> Gradient:
     """Exact ``dL/dθ`` at the free fixed point by implicit differentiation.
 
+    Tied networks go through the energy's Hessian (conjugate gradients,
+    ``cg_tol``, ``cg_max_iter``); networks with separate feedback through the
+    dense Jacobian of the vector field (``cg_residual`` is then the relative
+    residual of the direct solve).
+
     Parameters
     ----------
     x : (batch, N_in) tensor; d : (batch, N_out) one-hot tensor
@@ -71,35 +81,72 @@ def implicit_gradient(net: Network, x, d, W, b, activation="hard_sigmoid", fixed
     s = {k: v.detach() for k, v in rel.state.items()}
     boundary = on_boundary(net, s)
     interior = {k: (~boundary[k]).to(x.dtype) for k in names}
+    y = net.output.name
+    rhs = {k: torch.zeros_like(s[k]) for k in names}
+    rhs[y] = (s[y] - d) * interior[y]
 
     params = {**{f"W:{k}": v.detach().clone().requires_grad_(True) for k, v in W.items()},
               **{f"b:{k}": v.detach().clone().requires_grad_(True) for k, v in b.items()}}
-    s_leaf = {k: s[k].clone().requires_grad_(True) for k in names}
+    Wl, bl = {k: params[f"W:{k}"] for k in W}, {k: params[f"b:{k}"] for k in b}
     with torch.enable_grad():
-        # one graph of ∂E/∂s serves the Hessian-vector products (d/ds) and the
-        # mixed derivative λᵀ ∂²E/∂s∂θ (d/dθ)
-        e = energy.energy(net, {**s, **s_leaf}, {k: params[f"W:{k}"] for k in W},
-                          {k: params[f"b:{k}"] for k in b}, activation).sum()
-        grad_s = torch.autograd.grad(e, [s_leaf[k] for k in names], create_graph=True)
-
-        def hvp(v):
-            out = torch.autograd.grad(grad_s, [s_leaf[k] for k in names],
-                                      grad_outputs=[v[k] * interior[k] for k in names],
-                                      retain_graph=True)
-            return {k: o * interior[k] for k, o in zip(names, out)}
-
-        y = net.output.name
-        rhs = {k: torch.zeros_like(s[k]) for k in names}
-        rhs[y] = (s[y] - d) * interior[y]
-        lam, cg_res = _batched_cg(hvp, rhs, names, cg_tol, cg_max_iter)
-        mixed = sum((gi * lam[k]).sum() for gi, k in zip(grad_s, names))
-        grads = torch.autograd.grad(mixed, list(params.values()), allow_unused=True)
+        if net.separate:
+            objective, res = _jacobian_adjoint(net, s, Wl, bl, names, interior, rhs,
+                                               activation)
+        else:
+            objective, res = _hessian_adjoint(net, s, Wl, bl, names, interior, rhs,
+                                              activation, cg_tol, cg_max_iter)
+        # both routes: dL/dθ = −∂(objective)/∂θ / batch
+        grads = torch.autograd.grad(objective, list(params.values()), allow_unused=True)
     n = x.shape[0]
     out = {k: (-gr / n if gr is not None else torch.zeros_like(params[k]))
            for k, gr in zip(params, grads)}
     gW = energy.symmetrize_lateral(net, {k: out[f"W:{k}"] for k in W})
     return Gradient(gW, {k: out[f"b:{k}"] for k in b},
-                    boundary, float(rel.residual), s[net.output.name], cg_res)
+                    boundary, float(rel.residual), s[y], res)
+
+
+def _hessian_adjoint(net, s, W, b, names, interior, rhs, activation, cg_tol, cg_max_iter):
+    """Tied networks: ``H_II λ = rhs`` by CG; returns ``(λᵀ ∂E/∂s, residual)``."""
+    s_leaf = {k: s[k].clone().requires_grad_(True) for k in names}
+    # one graph of ∂E/∂s serves the Hessian-vector products (d/ds) and the
+    # mixed derivative λᵀ ∂²E/∂s∂θ (d/dθ)
+    e = energy.energy(net, {**s, **s_leaf}, W, b, activation).sum()
+    grad_s = torch.autograd.grad(e, [s_leaf[k] for k in names], create_graph=True)
+
+    def hvp(v):
+        out = torch.autograd.grad(grad_s, [s_leaf[k] for k in names],
+                                  grad_outputs=[v[k] * interior[k] for k in names],
+                                  retain_graph=True)
+        return {k: o * interior[k] for k, o in zip(names, out)}
+
+    lam, cg_res = _batched_cg(hvp, rhs, names, cg_tol, cg_max_iter)
+    return sum((gi * lam[k]).sum() for gi, k in zip(grad_s, names)), cg_res
+
+
+def _jacobian_adjoint(net, s, W, b, names, interior, rhs, activation):
+    """Separate feedback: ``J_IIᵀ λ = rhs`` by a dense solve, with ``J`` the
+    Jacobian of ``f = neg_gradient`` restricted to each sample's interior units
+    (λ = 0 on the boundary); returns ``(Σ λ·f, max relative residual)``.
+    """
+    flat = torch.cat([s[k] for k in names], 1).requires_grad_(True)
+    parts = dict(zip(names, flat.split([s[k].shape[1] for k in names], 1)))
+    field = energy.neg_gradient(net, {**s, **parts}, W, b, activation=activation)
+    f = torch.cat([field[k] for k in names], 1)
+    # f is block-diagonal over samples: one backward pass per unit gives that
+    # row of every sample's Jacobian
+    J = torch.stack([torch.autograd.grad(f[:, j].sum(), flat, retain_graph=True)[0]
+                     for j in range(f.shape[1])], 1)                  # (batch, row, col)
+    g = torch.cat([rhs[k] for k in names], 1)
+    inside = torch.cat([interior[k] for k in names], 1) > 0
+    lam, res = torch.zeros_like(g), 0.0
+    # one sample at a time: a batched LU with several threads can return invalid
+    # pivots (pytorch/pytorch#142815); samples without interior output keep λ = 0
+    for i in torch.nonzero(g.abs().sum(1) > 0)[:, 0].tolist():
+        idx = torch.nonzero(inside[i])[:, 0]
+        A, gi = J[i][idx[:, None], idx].T, g[i, idx]
+        lam[i, idx] = torch.linalg.solve(A, gi)
+        res = max(res, float((A @ lam[i, idx] - gi).norm() / gi.norm()))
+    return (f * lam).sum(), res
 
 
 def _batched_cg(hvp, rhs, names, tol, max_iter):
