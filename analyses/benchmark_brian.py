@@ -37,7 +37,7 @@ from cortex_ep.reference import ReferenceEngine, Relaxation
 from cortex_ep.spec import with_feedback
 
 
-def time_rules(net, x, d, est, rel, signs, target, batch=20, repeats=2):
+def time_rules(net, x, d, est, rel, signs, target, batch=20, repeats=3):
     """Brian2 ms per training sample for {phase, continual} × {tied, separate}."""
     print(f"784-500-10, {len(x)} samples, batch {batch}, Brian2 target {target}; "
           f"best of {repeats} runs after the build")

@@ -289,10 +289,13 @@ class BrianEngine:
         inp = net.input
         input_events = eq.input_events(continual)
         groups[inp.name] = b2.NeuronGroup(
-            inp.size, eq.input_equations(rel.activation), events=input_events,
+            inp.size, eq.input_equations(rel.activation, continual), events=input_events,
             clock=clock, name=inp.name, namespace=namespace)
         # the input current of the new sample must exist before its first step
         groups[inp.name].set_event_schedule("present", when="start", order=1)
+        if continual:
+            groups[inp.name].run_on_event("present", f"{eq.HELD_INPUT_RATE} = r",
+                                          when="start", order=2)
         for event in input_events:
             if event != "present":
                 groups[inp.name].set_event_schedule(event, when="thresholds")

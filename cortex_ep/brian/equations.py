@@ -22,8 +22,10 @@ Under the continual rule (:mod:`cortex_ep.plasticity`) nothing is stored:
 every step of the learning phase raises the event ``plastic``, on which each
 synapse adds ``lr · step_scale · (r_pre r_post − r_prev_pre r_prev_post)``
 (``r_prev``: the neuron's rate one step earlier, its one-step trace, copied at
-the end of every step) and each input synapse also adds its change to the
-current it feeds; the symmetric estimator runs −β first and learns during the
+the end of every step); the current from the clamped input follows its
+synapses' changes, ``Σ_i ρ(x_i) Δw_i = lr · step_scale · Σ_i ρ(x_i)² · Δr``,
+added by the neuron from ``Σ_i ρ(x_i)²`` that its input synapses sum at each
+presentation; the symmetric estimator runs −β first and learns during the
 +β phase that follows, without a reset.  Separate feedback is a second
 Synapses object from the post to the pre population carrying ``B``.
 
@@ -115,6 +117,16 @@ def lateral_pairs(pop: Population):
     return col * k + row, col * k + other, (col, row, other)
 
 
+def input_norm_name(proj: Projection) -> str:
+    """Neuron variable holding ``Σ_i ρ(x_i)²`` over the input synapses of ``proj``
+    (summed by the synapses at each presentation; the continual rule only)."""
+    return f"x2_{proj.name}"
+
+
+def _input_projections(net: Network, pop: Population):
+    return [p for p in net.projections if p.post == pop.name and net[p.pre].role == "input"]
+
+
 def current_name(proj: Projection) -> str:
     """Name of the neuron variable that receives ``proj``'s current."""
     return f"I_{proj.name}"
@@ -124,12 +136,22 @@ def input_rate_expression(activation: str) -> str:
     return get_activation(activation).brian_rho.format(s="x")
 
 
-def input_equations(activation: str) -> str:
-    """Clamped input population: ``x`` read from the ``pixels`` TimedArray."""
+#: the continual rule's copy of the clamped input rate, taken at each presentation
+HELD_INPUT_RATE = "r_held"
+
+
+def input_equations(activation: str, continual: bool = False) -> str:
+    """Clamped input population: ``x`` read from the ``pixels`` TimedArray.
+
+    Under the continual rule the input synapses read the rate at every nudged
+    step; ``r_held`` keeps it from the presentation instead of looking the
+    table up for every synapse and step.
+    """
     return "\n".join([
         "x = pixels(t, i) : 1",
         f"r = {input_rate_expression(activation)} : 1",
         PHASE_CLOCK,
+        *([f"{HELD_INPUT_RATE} : 1"] if continual else []),
     ])
 
 
@@ -168,6 +190,7 @@ def population_equations(net: Network, pop: Population, activation: str,
         lines.append(f"{LATERAL_CURRENT} : 1")
     if continual:
         lines.append(f"{RATE_TRACE} : 1")
+        lines += [f"{input_norm_name(p)} : 1" for p in _input_projections(net, pop)]
     if pop.role == "output":
         lines += [
             "d = target_table(t, i) : 1",
@@ -203,10 +226,17 @@ def population_events(symmetric: bool, continual: bool = False) -> dict:
 def population_event_code(net: Network, pop: Population, symmetric: bool,
                           continual: bool = False) -> dict:
     """``{event: code}`` run by a hidden or output population."""
-    resets = "\n".join(["s = 0"] + [f"{current_name(p)} = 0" for p in net.projections
-                                    if p.post == pop.name and net[p.pre].role == "input"])
+    inputs = _input_projections(net, pop)
+    resets = "\n".join(["s = 0"] + [f"{current_name(p)} = 0" for p in inputs]
+                       + ([f"{input_norm_name(p)} = 0" for p in inputs] if continual else []))
     if continual:
-        return {"plastic": f"b += lr_bias_{pop.name} * step_scale(t) * (r - {RATE_TRACE})",
+        # The input synapses change by lr·scale·ρ(x_i)·Δr (the input is clamped), so the
+        # current they feed changes by Σ_i ρ(x_i) Δw_i = lr·scale·Σ_i ρ(x_i)²·Δr: the
+        # neuron adds it itself instead of every synapse writing to it
+        follow = [f"{current_name(p)} += lr_{p.name} * step_scale(t) * "
+                  f"{input_norm_name(p)} * (r - {RATE_TRACE})" for p in inputs]
+        return {"plastic": "\n".join([f"b += lr_bias_{pop.name} * step_scale(t) * "
+                                      f"(r - {RATE_TRACE})", *follow]),
                 "finish": resets}
     code = {
         # one-sided / random-sign compare with the free phase: rb = ρ(s⁰)
@@ -258,13 +288,13 @@ def synapse_event_code(net: Network, proj: Projection, continual: bool = False) 
     code = rule_code(f"lr_{proj.name}", continual)
     if net[proj.pre].role != "input":
         return code
-    current = f"{current_name(proj)}_post"
-    code["present"] = f"{current} += w * r_pre"
+    code["present"] = f"{current_name(proj)}_post += w * r_pre"
     if continual:
-        # the clamped rate is constant, so the product changes by r_pre·Δr_post; the
-        # current the synapse feeds changes with its weight
-        change = f"lr_{proj.name} * step_scale(t) * r_pre * (r_post - {RATE_TRACE}_post)"
-        code["plastic"] = f"w += {change}\n{current} += r_pre * {change}"
+        code["present"] += f"\n{input_norm_name(proj)}_post += r_pre * r_pre"
+        # the clamped rate is constant, so the product changes by r_pre·Δr_post (the
+        # current follows in the post neuron's own code)
+        code["plastic"] = (f"w += lr_{proj.name} * step_scale(t) * {HELD_INPUT_RATE}_pre * "
+                           f"(r_post - {RATE_TRACE}_post)")
     else:
         # the clamped rate is the same in every phase
         code["learn"] = "dw += ep_factor(t) * r_pre * (ra_post - rb_post)"
