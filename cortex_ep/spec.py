@@ -352,9 +352,8 @@ def with_learning_rates(net: Network, lrs) -> Network:
 
 
 def with_feedback(net: Network, feedback: str, feedback_init: str = "transpose") -> Network:
-    """A copy of ``net`` whose projections between dynamic populations all have the
-    given feedback mode (projections from the input stay tied: nothing flows back
-    into a clamped population)."""
+    """``net`` with this feedback mode on every projection between dynamic populations
+    (those from the clamped input stay tied)."""
     projs = tuple(p if net[p.pre].role == "input" else
                   replace(p, feedback=feedback, feedback_init=feedback_init)
                   for p in net.projections)

@@ -1,0 +1,114 @@
+"""``cortex-ep gradcheck``: EP's estimate (or the continual rule's update) against the
+exact gradient, for a fresh network or a training run's weights."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .cli import UsageError
+
+
+def _load_run(run: Path):
+    """Network, weights and activation of a training run directory."""
+    from . import io, models
+    from .train import params_from_weights
+
+    for name in ("history.nc", "weights.nc"):
+        if not (run / name).is_file():
+            raise UsageError(f"--run {run} has no {name}; give the --out directory of a "
+                             "cortex-ep train run")
+    from .spec import with_feedback
+
+    history = io.read_dataset(run / "history.nc")
+    weights = io.read_dataset(run / "weights.nc")
+    model = str(history.attrs.get("model", "two_layer"))
+    net = models.load(model).network()
+    options = json.loads(str(history.attrs.get("cli_args", "{}")))
+    if options.get("feedback"):
+        net = with_feedback(net, options["feedback"], options.get("feedback_init",
+                                                                  "transpose"))
+    for proj in net.projections:
+        var = f"W_{proj.name}"
+        want = (net[proj.pre].size, net[proj.post].size)
+        if var not in weights or weights[var].shape != want:
+            raise UsageError(f"the weights in {run} do not fit model {model!r} "
+                             f"({var} should have shape {want}); the run is from another "
+                             "model")
+    W, b = params_from_weights(net, weights)
+    return net, W, b, str(history.attrs.get("activation", "hard_sigmoid"))
+
+
+def cmd_gradcheck(args) -> int:
+    import numpy as np
+    import xarray as xr
+
+    from . import data, energy, gradcheck, io, models
+
+    try:
+        betas = gradcheck.default_betas() if args.beta is None else np.asarray(args.beta)
+        if not np.all(np.isfinite(betas)) or np.any(betas <= 0):
+            raise UsageError(f"--beta {args.beta}: every β must be finite and > 0 "
+                             "(the estimators divide by β)")
+        if args.repeats < 1 or args.batch < 1 or args.nudged_steps < 1:
+            raise UsageError("--repeats, --batch and --nudged-steps must be positive "
+                             "integers")
+        lrs = np.logspace(-6, 0, 7) if args.lr is None else np.asarray(args.lr, float)
+        if not np.all(np.isfinite(lrs)) or np.any(lrs <= 0):
+            raise UsageError(f"--lr {args.lr}: every learning rate must be finite and > 0")
+        if args.plasticity == "continual" and not set(args.estimator) <= {"one-sided",
+                                                                          "symmetric"}:
+            raise UsageError("the continual check takes --estimator one-sided or symmetric "
+                             "(random signs average over draws; check each sign instead)")
+        if args.noise < 0 or not np.isfinite(args.noise):
+            raise UsageError(f"--noise {args.noise}: σ must be finite and >= 0")
+        if args.run is not None:
+            net, W, b, activation = _load_run(args.run)
+        else:
+            from .spec import with_feedback
+
+            net = models.load(args.model).network()
+            if args.feedback is not None:
+                net = with_feedback(net, args.feedback, args.feedback_init)
+            W, b = energy.init_params(net, args.seed)
+            activation = "hard_sigmoid"
+        activation = args.activation or activation
+        out = io.check_writable_dir(args.out or Path("runs") /
+                                    f"gradcheck-{time.strftime('%Y%m%d-%H%M%S')}")
+        digits = data.load(args.data, seed=args.seed)
+        data.check_size(args.batch, len(digits.y_train), "--batch")
+        if digits.x_train.shape[1] != net.input.size:
+            raise UsageError(f"the data has {digits.x_train.shape[1]} pixels per image, but "
+                             f"the network expects {net.input.size}")
+    except UsageError:
+        raise
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    idx = data.stratified_indices(digits.y_train, args.batch, args.seed)
+    x, d = digits.x_train[idx], data.one_hot(digits.y_train[idx], net.output.size)
+    if args.plasticity == "continual":
+        from . import gradcheck_continual
+
+        tables = []
+        for name in args.estimator:
+            ds = gradcheck_continual.continual_gradcheck(
+                net, x, d, W, b, lrs, betas, name, args.nudged_steps, activation,
+                **({} if args.tol is None else {"tol": args.tol}))
+            tables.append(ds.expand_dims(estimator=[name]))
+            print(gradcheck_continual.summarize(ds))
+        ds = xr.concat(tables, "estimator", combine_attrs="drop_conflicts")
+        summary = None
+    else:
+        ds = gradcheck.gradcheck(net, x, d, W, b, betas, tuple(args.estimator), args.noise,
+                                 args.repeats, args.seed, activation, args.precision,
+                                 args.tol)
+        summary = gradcheck.summarize(ds)
+    ds.attrs.update(source=str(args.run) if args.run else f"fresh {net.name}, seed {args.seed}",
+                    data=digits.source)
+    out.mkdir(parents=True, exist_ok=True)
+    io.write_dataset(ds, out / "gradcheck.nc")
+    if summary:
+        print(summary)
+    print(f"written: {out / 'gradcheck.nc'}")
+    return 0
