@@ -33,7 +33,8 @@ def param_names(net: Network) -> list[str]:
             + [f"b_{p.name}" for p in net.dynamic])
 
 
-def _flat(net, W, b) -> dict:
+def flat_params(W: dict, b: dict) -> dict:
+    """Parameters by their labels (:func:`param_names`): weights, then biases."""
     out = {energy.param_label(k): v for k, v in W.items()}
     out.update({f"b_{k}": v for k, v in b.items()})
     return out
@@ -116,7 +117,7 @@ def _prepare(net, x, d, W, b, noise, seed, activation, precision, tol, max_steps
              "activation": activation, "batch": len(xn), "free_residual": float(fp.residual),
              "free_steps_taken": int(fp.steps), "cg_residual": float(g.cg_residual),
              "network": net.describe()}
-    return _Problem(net, {k: v.numpy() for k, v in _flat(net, g.W, g.b).items()},
+    return _Problem(net, {k: v.numpy() for k, v in flat_params(g.W, g.b).items()},
                     {k: v.numpy() for k, v in g.boundary.items()}, fp, phase,
                     dynamics.zero_state(net, xn), xn, dn, dtype, rng, attrs)
 
@@ -140,7 +141,7 @@ def _estimates(problem: _Problem, betas, estimators, repeats, activation):
                                    {k: act.rho(v) for k, v in c.items()},
                                    est.factors(signs).astype(dtype))
                 estimate = {k: -np.asarray(v, np.float64)
-                            for k, v in _flat(net, dW, db).items()}
+                            for k, v in flat_params(dW, db).items()}
                 yield i, j, r, estimate, crossings
 
 

@@ -29,7 +29,7 @@ import xarray as xr
 
 from . import dynamics, energy
 from .estimators import Estimator, ep_update
-from .gradcheck import compare, param_names
+from .gradcheck import compare, flat_params, param_names
 from .plasticity import continual_batches
 from .spec import Network, with_learning_rates
 from .twin import truth
@@ -41,12 +41,6 @@ def with_one_rate(net: Network, lr: float) -> Network:
     net = with_learning_rates(net, [lr])
     pops = tuple(replace(p, lateral_lr=lr) if p.lateral else p for p in net.populations)
     return replace(net, populations=pops)
-
-
-def _flat(W: dict, b: dict) -> dict:
-    out = {energy.param_label(k): np.asarray(v, np.float64) for k, v in W.items()}
-    out.update({f"b_{k}": np.asarray(v, np.float64) for k, v in b.items()})
-    return out
 
 
 def _limit_estimate(net, x, d, W, b, free, estimator, nudged_steps, activation) -> dict:
@@ -62,7 +56,7 @@ def _limit_estimate(net, x, d, W, b, free, estimator, nudged_steps, activation) 
     dW, db = ep_update(net, {k: act.rho(v) for k, v in end.items()},
                        {k: act.rho(v) for k, v in start.items()},
                        estimator.factors(np.ones(len(x))))
-    return {k: -v for k, v in _flat(dW, db).items()}
+    return {k: -v for k, v in flat_params(dW, db).items()}
 
 
 def continual_gradcheck(net: Network, x, d, W: dict, b: dict, lrs, betas,
@@ -98,7 +92,7 @@ def continual_gradcheck(net: Network, x, d, W: dict, b: dict, lrs, betas,
                                 to_tensors(W, "cpu", torch.float64),
                                 to_tensors(b, "cpu", torch.float64), activation,
                                 fixed_point=dynamics.Relaxed(t64, free.steps, free.residual))
-    true = _flat({k: v.numpy() for k, v in g.W.items()}, {k: v.numpy() for k, v in g.b.items()})
+    true = {k: v.numpy() for k, v in flat_params(g.W, g.b).items()}
     names = param_names(net)
     cos = np.full((len(lrs), len(betas), len(names)), np.nan)
     rel = np.full_like(cos, np.nan)
@@ -121,7 +115,7 @@ def continual_gradcheck(net: Network, x, d, W: dict, b: dict, lrs, betas,
             continual_batches(rated, x, d, W1, b1, est, np.ones(len(x)), len(x),
                               nudged_steps, free_phase, activation)
             # ĝ = −Δθ / η
-            moved = _flat({k: (W[k] - W1[k]) / lr for k in W},
+            moved = flat_params({k: (W[k] - W1[k]) / lr for k in W},
                           {k: (b[k] - b1[k]) / lr for k in b})
             for k, name in enumerate(names):
                 cos[i, j, k], rel[i, j, k], _ = compare(moved[name], true[name])

@@ -70,17 +70,6 @@ class Plasticity:
             return ("free", "nudged_neg", "nudged")
         return estimator.phases
 
-    def starts_from(self, phase: str, estimator: Estimator) -> str | None:
-        """The phase whose final state ``phase`` starts from (``None``: from rest).
-
-        The phase rule restarts every nudged phase from the free fixed point;
-        the continual rule carries on from wherever the previous phase ended.
-        """
-        order = self.phases(estimator)
-        if phase == order[0]:
-            return None
-        return order[order.index(phase) - 1] if self.continual else "free"
-
 
 def continual_sample(net, x, d, W: dict, b: dict, estimator: Estimator, sign: float,
                      scale: float, nudged_steps: int, free_phase, activation="hard_sigmoid",
