@@ -256,8 +256,8 @@ def plot(m: xr.Dataset, out: Path) -> list[Path]:
                                  (axes[1], "mutual_information", "MI with digit (bit)",
                                   "magma")):
         img = ax.imshow(m[var].sel(column=cols).T.values, cmap=cmap, **extent)
-        fig.colorbar(img, ax=ax, label=label)
-        ax.set_title(label)
+        fig.colorbar(img, ax=ax)  # the panel's title names the colour's quantity: a
+        ax.set_title(label)       # colour-bar label would sit by the next panel's y-axis
     pref = m.preferred_digit.sel(column=cols).T.values.astype(float)
     cmap10 = ListedColormap(plt.get_cmap("tab10").colors)
     cmap10.set_bad("white")
@@ -270,6 +270,8 @@ def plot(m: xr.Dataset, out: Path) -> list[Path]:
         ax.set_yticks(range(len(cols)), cols, fontsize=7)
         ax.set_xlabel("epoch (0 = before learning)")
     axes[0].set_ylabel("column (sorted by final preferred digit)")
+    for ax in axes[1:]:
+        ax.set_ylabel("column")
     shuffled = float(m.mutual_information_shuffled.mean())
     axes[1].set_title(f"MI with digit (bit); shuffled labels: {shuffled:.2f} on average")
     fig.suptitle(title)

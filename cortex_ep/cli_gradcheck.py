@@ -24,7 +24,7 @@ def _load_run(run: Path):
     history = io.read_dataset(run / "history.nc")
     weights = io.read_dataset(run / "weights.nc")
     model = str(history.attrs.get("model", "two_layer"))
-    net = models.load(model).network()
+    net = models.build_network(models.load(model))
     options = json.loads(str(history.attrs.get("cli_args", "{}")))
     if options.get("feedback"):
         net = with_feedback(net, options["feedback"], options.get("feedback_init",
@@ -68,7 +68,7 @@ def cmd_gradcheck(args) -> int:
         else:
             from .spec import with_feedback
 
-            net = models.load(args.model).network()
+            net = models.build_network(models.load(args.model))
             if args.feedback is not None:
                 net = with_feedback(net, args.feedback, args.feedback_init)
             W, b = energy.init_params(net, args.seed)

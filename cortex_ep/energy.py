@@ -5,7 +5,8 @@ weights ``W`` dicts ``{projection.name: array (N_pre, N_post)}``, biases ``b``
 dicts ``{population: array (N,)}``.  The input population is clamped, so it
 carries no bias and no ``½‖s‖²`` term.  A population with lateral in-column
 weights adds ``W[lateral_name(pop)]``, an array ``(C, K, K)`` of C symmetric
-blocks with zero diagonals (C columns of K units).
+blocks with zero diagonals (C columns of K units).  The energy, the cost and
+their sum::
 
     E(s) = ½ Σ_{l≥1} ‖s_l‖² − Σ_proj ρ(s_pre)ᵀ W ρ(s_post) − Σ_{l≥1} b_lᵀ ρ(s_l)
            − ½ Σ_lateral Σ_c ρ(s_l,c)ᵀ L_c ρ(s_l,c)

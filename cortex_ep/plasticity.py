@@ -5,9 +5,9 @@
     from the rates at the ends of two phases (DESIGN.md's estimators).  The
     rates of the first phase must be stored until then: the rule is local in
     space, not in time.
-``continual`` (C-EP; Ernoult et al. 2020, "Equilibrium Propagation with
-Continual Weight Updates")
-    At every Euler step ``t → t+1`` of the learning phase each synapse changes
+``continual`` (C-EP)
+    After Ernoult et al. 2020, "Equilibrium Propagation with Continual Weight
+    Updates".  At every Euler step ``t → t+1`` of the learning phase each synapse changes
     by the step's change of its pre × post rate product, and each bias by the
     change of its rate::
 

@@ -33,7 +33,11 @@ def load(name: str):
         spec = importlib.util.spec_from_file_location(f"cortex_ep_user_model_{path.stem}",
                                                       path)
         module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as err:  # the user's file: report where it failed, not a traceback
+            raise ValueError(f"model file {path} failed to import: "
+                             f"{_where(err, path)}") from None
     else:
         key = ALIASES.get(name, name)
         if key not in available():
@@ -43,3 +47,56 @@ def load(name: str):
     if not callable(getattr(module, "network", None)):
         raise ValueError(f"model {name!r} defines no network() function")
     return module
+
+
+def build_network(module, *args, **kwargs):
+    """Call a model module's ``network()`` and check that it returns a ``Network``.
+
+    Raises
+    ------
+    ValueError
+        Naming the model's file and the line where ``network()`` failed (or
+        where it is defined, if it returned something else than a
+        :class:`cortex_ep.spec.Network`).
+    """
+    from cortex_ep.spec import Network
+
+    path = Path(getattr(module, "__file__", None) or module.__name__)
+    try:
+        net = module.network(*args, **kwargs)
+    except Exception as err:
+        raise ValueError(f"network() of model file {path} failed: "
+                         f"{_where(err, path)}") from None
+    if not isinstance(net, Network):
+        code = getattr(module.network, "__code__", None)
+        line = f", line {code.co_firstlineno}" if code is not None else ""
+        raise ValueError(f"network() of model file {path}{line} returned "
+                         f"{type(net).__name__} {_short(net)}, not a cortex_ep Network "
+                         "(build one with cortex_ep.Network or cortex_ep.layered)")
+    return net
+
+
+def _where(err: Exception, path: Path) -> str:
+    """``"line N: Kind: message"`` for an exception raised by the code of ``path``.
+
+    For a syntax error the line is the error's own; otherwise the deepest
+    traceback frame inside ``path`` (the model's line that led to the error).
+    """
+    line = None
+    if isinstance(err, SyntaxError) and err.lineno is not None:
+        line, message = err.lineno, err.msg
+    else:
+        message = str(err)
+        target = str(Path(path).resolve())
+        tb = err.__traceback__
+        while tb is not None:
+            if str(Path(tb.tb_frame.f_code.co_filename).resolve()) == target:
+                line = tb.tb_lineno
+            tb = tb.tb_next
+    where = f"line {line}: " if line is not None else ""
+    return f"{where}{type(err).__name__}: {message}"
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."

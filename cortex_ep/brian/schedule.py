@@ -1,7 +1,8 @@
 """Schedules: the per-sample tables that drive one Brian2 run.
 
 Images, targets, the sign of β and the learning factors of every sample, in
-order; the engine turns them into ``TimedArray``s with one row per sample.
+order; the engine turns them into ``TimedArray`` objects with one row per
+sample.
 """
 
 from __future__ import annotations

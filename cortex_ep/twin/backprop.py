@@ -19,7 +19,7 @@ import torch
 
 from ..dynamics import Relaxed, relax, zero_state
 from ..spec import Network
-from ..train import BP_ACTIVATIONS, BP_LOSSES
+from .backprop_options import BP_ACTIVATIONS, BP_LOSSES
 from .engine import TorchEngine
 from .relax import resolve_device, resolve_dtype, to_numpy, to_tensors
 from .truth import bptt_gradient, implicit_gradient
