@@ -12,7 +12,8 @@ same digits on this machine:
 
 Two training sets: the 4,000 embedded digits, and a full-MNIST-sized set of
 60,000 (``--data DIR`` with the MNIST IDX files, else the embedded digits tiled).
-Epoch times exclude the held-out evaluation.
+Epoch times exclude the held-out evaluation.  The twin runs under its CPU
+thread policy (:mod:`cortex_ep.twin.threads`), which the first line prints.
 
 Usage::
 
@@ -31,6 +32,7 @@ from cortex_ep.estimators import Estimator
 from cortex_ep.models import load as load_model
 from cortex_ep.reference import Relaxation
 from cortex_ep.train import TrainConfig, make_engine
+from cortex_ep.twin import threads
 
 #: the public Laborieux-Axel/Equilibrium-Propagation code, 784-512-10 (T1 30, T2 10,
 #: batch 50), measured on this machine (issue 3): ms per training sample
@@ -51,6 +53,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed (best kept)")
     parser.add_argument("--skip-brian-60k", action="store_true")
     args = parser.parse_args(argv)
+    if args.device == "cpu":
+        print(threads.describe(args.batch))
 
     model = load_model("two_layer")
     net = model.network()

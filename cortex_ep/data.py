@@ -16,6 +16,9 @@ a directory
 ``torchvision:DIR``
     torchvision's downloader (optional extra ``cortex_ep[torchvision]``; needs
     the internet the first time).
+``mnist``
+    Full MNIST from the cache that ``cortex-ep data fetch mnist`` fills
+    (:mod:`cortex_ep.fetch`); a directory named ``mnist`` is ``./mnist``.
 """
 
 from __future__ import annotations
@@ -260,6 +263,19 @@ def validation_split(digits: Digits, n_validation: int, seed: int = 0) -> Digits
                   digits.y_train[val], source=f"{digits.source} (validation split)")
 
 
+def validation_last(digits: Digits, n_validation: int) -> Digits:
+    """Evaluate on the last ``n_validation`` training digits and train on the rest.
+
+    Full MNIST's customary split for choosing settings (the last 10,000 of the
+    60,000 training digits); the held-out digits are not used.
+    """
+    check_size(n_validation, len(digits.y_train) - 1, "--validation")
+    cut = len(digits.y_train) - n_validation
+    return Digits(digits.x_train[:cut], digits.y_train[:cut], digits.x_train[cut:],
+                  digits.y_train[cut:], source=f"{digits.source} (last {n_validation} "
+                  "training digits as validation)")
+
+
 def check_size(n, available: int, option: str) -> None:
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
         raise DataError(f"{option} = {n!r}: the subset size must be a positive integer")
@@ -270,9 +286,16 @@ def check_size(n, available: int, option: str) -> None:
 
 def load(data: str | None = None, train_size: int | None = None,
          test_size: int | None = None, seed: int = 0) -> Digits:
-    """Load digits from ``data`` (None = embedded, a directory, or ``torchvision:DIR``)."""
+    """Load digits from ``data``: None (embedded), ``mnist`` (the fetched cache), a
+    directory of IDX files, or ``torchvision:DIR``."""
     if data is None or data == "embedded":
         digits = load_embedded()
+    elif data == "mnist":
+        from .fetch import cached_mnist_dir
+
+        digits = load_idx_dir(cached_mnist_dir())
+        digits = Digits(digits.x_train, digits.y_train, digits.x_test, digits.y_test,
+                        source="mnist")
     elif str(data).startswith("torchvision:"):
         digits = load_torchvision(str(data).split(":", 1)[1])
     else:

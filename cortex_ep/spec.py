@@ -1,10 +1,9 @@
 """Network descriptions: populations, projections and the validated network.
 
 A network is written in a script as a handful of :class:`Population` and
-:class:`Projection` objects gathered in a :class:`Network`.  The description
-is pure data; the engines (Brian2, numpy reference) turn it into simulations.
-Every mistake that can be detected from the description alone is reported by
-:meth:`Network.validate` with a message that names the fix.
+:class:`Projection` objects gathered in a :class:`Network`: pure data that the
+engines turn into simulations.  Every mistake that can be detected from the
+description alone is reported by :meth:`Network.validate`, naming the fix.
 
 Example
 -------
@@ -13,7 +12,7 @@ Example
 ...     populations=(Population("x", 784, "input"),
 ...                  Population("h", 500, "hidden"),
 ...                  Population("y", 10, "output")),
-...     projections=(Projection("x", "h", lr=0.1), Projection("h", "y", lr=0.05)),
+...     projections=(Projection("x", "h"), Projection("h", "y")),  # validated defaults
 ... )
 >>> net.layer_sizes
 (784, 500, 10)
@@ -24,6 +23,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from .defaults import inherit_defaults
 
 ROLES = ("input", "hidden", "output")
 Role = Literal["input", "hidden", "output"]
@@ -102,12 +103,12 @@ class Projection:
     ----------
     pre, post : str
         Population names; ``pre`` is the one closer to the input.
-    lr : float
-        Learning rate of ``W`` and of the biases of ``post``.
-    init_gain : float
-        Scale of the Glorot-uniform initial weights.  Deeper networks need
-        < 1: with the full scale their units start saturated and the EP
-        signal vanishes.
+    lr : float, optional
+        Rate of ``W`` and of ``post``'s biases; unset, the :class:`Network` fills
+        in the validated default (:mod:`cortex_ep.defaults`: 0.4 into hidden, 0.05
+        into the output, less from populations larger than 784 / 500 units).
+    init_gain : float, optional
+        Scale of the Glorot-uniform initial weights; unset, the validated 0.5.
     feedback : {"tied", "separate"}
         Whether the top-down current uses ``W`` (tied, weight transport) or its
         own matrix ``B`` (separate).  Not for projections from the input, which
@@ -119,8 +120,8 @@ class Projection:
 
     pre: str
     post: str
-    lr: float = 0.05
-    init_gain: float = 1.0
+    lr: float | None = None
+    init_gain: float | None = None
     feedback: str = "tied"
     feedback_init: str = "transpose"
 
@@ -162,8 +163,9 @@ class Network:
 
     def __post_init__(self):
         object.__setattr__(self, "populations", tuple(self.populations))
-        object.__setattr__(self, "projections", tuple(self.projections))
         object.__setattr__(self, "_by_name", {p.name: p for p in self.populations})
+        object.__setattr__(self, "projections", tuple(  # unset lr / init_gain: defaults
+            inherit_defaults(p, self._by_name) for p in self.projections))
         self.validate()
 
     # ------------------------------------------------------------------ checks
@@ -329,8 +331,7 @@ class Network:
         return tuple(p for p in self.projections if p.separate)
 
     def bias_lr(self, name: str) -> float:
-        """Learning rate of population ``name``'s biases: that of its first
-        incoming projection."""
+        """Rate of population ``name``'s biases: its first incoming projection's."""
         return next(p.lr for p in self.projections if p.post == name)
 
     def describe(self) -> str:
@@ -352,8 +353,7 @@ def with_learning_rates(net: Network, lrs) -> Network:
 
 
 def with_feedback(net: Network, feedback: str, feedback_init: str = "transpose") -> Network:
-    """``net`` with this feedback mode on every projection between dynamic populations
-    (those from the clamped input stay tied)."""
+    """``net`` with this feedback mode between dynamic populations (input: tied)."""
     projs = tuple(p if net[p.pre].role == "input" else
                   replace(p, feedback=feedback, feedback_init=feedback_init)
                   for p in net.projections)
@@ -361,10 +361,10 @@ def with_feedback(net: Network, feedback: str, feedback_init: str = "transpose")
 
 
 def layered(sizes, lrs, *, tau: float = 10.0, dt: float = 5.0, name: str | None = None,
-            columns: dict[int, int] | None = None, init_gain: float = 1.0,
+            columns: dict[int, int] | None = None, init_gain: float | None = None,
             lateral_lr: dict[int, float] | None = None, feedback: str = "tied",
             feedback_init: str = "transpose") -> Network:
-    """A chain ``x -> h1 -> ... -> y`` with the given layer sizes and learning rates.
+    """A chain ``x -> h1 -> … -> y`` with the given layer sizes and learning rates.
 
     Parameters
     ----------
@@ -374,8 +374,8 @@ def layered(sizes, lrs, *, tau: float = 10.0, dt: float = 5.0, name: str | None 
         One learning rate per projection (``len(sizes) - 1``).
     columns : dict, optional
         ``{layer_index: n_columns}`` for hidden layers laid out as columns.
-    init_gain : float
-        Scale of every projection's initial weights.
+    init_gain : float, optional
+        Scale of every projection's initial weights (default: the validated 0.5).
     lateral_lr : dict, optional
         ``{layer_index: rate}`` for hidden layers with lateral in-column weights.
     feedback, feedback_init : str

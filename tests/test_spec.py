@@ -19,7 +19,8 @@ def test_valid_network_views():
     assert [p.name for p in n.dynamic] == ["h", "y"]
     assert n.input is X and n.output is Y
     assert n.describe() == "4-3-2"
-    assert n.bias_lr("h") == 0.05
+    # unset rates are the validated defaults: 0.4 into hidden, 0.05 into the output
+    assert n.bias_lr("h") == 0.4 and n.bias_lr("y") == 0.05
 
 
 @pytest.mark.parametrize("kwargs, message", [

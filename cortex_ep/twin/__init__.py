@@ -4,4 +4,11 @@
 - :mod:`cortex_ep.twin.engine` — EP training with any estimator
 - :mod:`cortex_ep.twin.truth` — the exact gradient of C(s⁰): implicit differentiation and BPTT
 - :mod:`cortex_ep.twin.backprop` — the backprop baselines (feedforward MLP, recurrent backprop)
+- :mod:`cortex_ep.twin.threads` — the CPU thread policy for shared machines
 """
+
+import os
+
+# before torch loads its OpenMP runtime: idle worker threads sleep instead of
+# spinning, so that a shared machine's cores are not burnt waiting (twin/threads.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

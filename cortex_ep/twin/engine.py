@@ -13,6 +13,7 @@ from ..spec import Network
 from ..dynamics import record_phases, zero_state
 from .fast import relax
 from .relax import resolve_device, resolve_dtype, to_numpy, to_tensors
+from .threads import cpu_threads
 
 
 class TorchEngine:
@@ -81,8 +82,13 @@ class TorchEngine:
             states, self.relaxation.activation), factors)
 
     # ---------------------------------------------------- engine protocol
-    @torch.no_grad()
     def epoch(self, W, b, x_train, d_train, signs, batch_size, x_test):
+        """One epoch, on CPU with the thread policy of :mod:`cortex_ep.twin.threads`."""
+        with cpu_threads(batch_size, self.device):
+            return self._epoch(W, b, x_train, d_train, signs, batch_size, x_test)
+
+    @torch.no_grad()
+    def _epoch(self, W, b, x_train, d_train, signs, batch_size, x_test):
         W, b = to_tensors(W, self.device, self.dtype), to_tensors(b, self.device, self.dtype)
         x_all, d_all, sign_all = (self.tensor(x_train), self.tensor(d_train),
                                   self.tensor(signs))
