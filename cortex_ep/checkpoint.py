@@ -31,9 +31,10 @@ HISTORY_VARS = ("train_loss", "train_accuracy", "test_loss", "test_accuracy", "s
 IDENTITY = ("network", "network_name", "projections", "engine", "estimator", "beta",
             "batch_size", "seed", "free_steps", "nudged_steps", "noise", "activation",
             "dtype", "bp_activation", "bp_loss", "data", "train_size", "test_size", "model",
-            "plasticity", "feedback")
+            "plasticity", "feedback", "neurons", "spike_r_max_hz", "spike_tau_syn_ms",
+            "spike_tau_trace_ms", "spike_dt_ms", "spike_free_ms", "spike_nudged_ms")
 #: what a checkpoint written before a setting existed had instead
-BEFORE = {"plasticity": "phase", "feedback": ""}
+BEFORE = {"plasticity": "phase", "feedback": "", "neurons": "rate"}
 
 
 class CheckpointError(ValueError):

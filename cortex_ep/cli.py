@@ -5,6 +5,7 @@ embedded MNIST subset or full MNIST and writes ``history.nc``, ``weights.nc``,
 ``checkpoint.nc`` and, with ``--record``, ``traces/`` and ``weights/`` per
 recorded epoch to ``--out``; ``--resume DIR`` continues a run.
 ``cortex-ep gradcheck`` compares EP's estimate with the exact gradient.
+``cortex-ep plot RUN`` draws a run's figures; ``cortex-ep info RUN`` summarises it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .cli_messages import INTERRUPTED, interrupted, plain_text, seed
 
 
 class UsageError(Exception):
@@ -27,9 +29,12 @@ def _parser() -> argparse.ArgumentParser:
     from .energy import ACTIVATIONS
     from .estimators import ESTIMATORS
     from .spec import FEEDBACK_INITS, FEEDBACK_MODES
-    from .train import BP_ACTIVATIONS, BP_LOSSES, ENGINES, PLASTICITY_RULES
+    from .spiking import NEURON_MODELS, OPTIONS as SPIKING_OPTIONS
+    from .train import ENGINES, PLASTICITY_RULES
+    from .twin.backprop_options import BP_ACTIVATIONS, BP_LOSSES
 
-    parser = argparse.ArgumentParser(prog="cortex-ep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="cortex-ep",
+                                     description=plain_text(__doc__.split("\n\n")[0]))
     parser.add_argument("--version", action="version", version=f"cortex-ep {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a network by Equilibrium Propagation",
@@ -48,27 +53,42 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--validation", type=int, default=None, metavar="N",
                    help="evaluate on N digits carved from the training set instead of the "
                         "held-out set (for choosing settings)")
+    t.add_argument("--validation-split", choices=("stratified", "last"), default="stratified",
+                   help="with --validation: a stratified draw, or the last N training "
+                        "digits (full MNIST's customary split: --validation 10000)")
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--beta", type=float, default=None, help="nudging strength β (≠ 0)")
     t.add_argument("--estimator", choices=ESTIMATORS, default=None)
     t.add_argument("--lr", type=float, nargs="+", default=None,
                    help="learning rates: one for all projections or one per projection")
+    t.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
+                   help="rates over the epochs: constant, or cosine annealing from the "
+                        "full rates to near 0 in the last epoch; unset: constant, or the "
+                        "model's SPIKING_TRAINING schedule with --neurons spiking")
     t.add_argument("--free-steps", type=int, default=None)
     t.add_argument("--nudged-steps", type=int, default=None)
     t.add_argument("--noise", type=float, default=0.0, help="neuronal noise σ")
     t.add_argument("--activation", choices=tuple(ACTIVATIONS), default="hard_sigmoid")
-    t.add_argument("--plasticity", choices=PLASTICITY_RULES, default="phase",
+    t.add_argument("--plasticity", choices=PLASTICITY_RULES, default=None,
                    help="phase: synapses change once per sample from the ends of two "
                         "phases; continual: at every nudged step from the step's change of "
-                        "pre x post rates (local in time)")
+                        "pre x post rates (local in time); unset: phase, or the model's "
+                        "SPIKING_TRAINING rule with --neurons spiking")
     t.add_argument("--feedback", choices=FEEDBACK_MODES, default=None,
                    help="tied: top-down currents through the forward weights; separate: "
                         "through their own learned matrices (default: the model's)")
     t.add_argument("--feedback-init", choices=FEEDBACK_INITS, default="transpose",
                    help="with --feedback separate: start the feedback matrices equal to "
                         "the forward weights or as their own random draw")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--neurons", choices=NEURON_MODELS, default="rate",
+                   help="rate: units pass rho(s) to their synapses; spiking: Poisson spikes "
+                        "at r_max rho(s) through exponential synapses, plasticity from spike "
+                        "traces (Brian2 engine; phases in ms)")
+    for flag, unit, what in SPIKING_OPTIONS.values():
+        t.add_argument(flag, type=float, default=None, metavar=unit,
+                       help=f"with --neurons spiking: {what}; unset: the model's SPIKING value")
+    t.add_argument("--seed", type=seed, default=0)
     t.add_argument("--engine", choices=ENGINES, default="brian",
                    help="brian / torch: EP; numpy: EP reference; rbp: the same network "
                         "trained with the exact gradient; backprop: feedforward baseline")
@@ -114,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
                    default=["one-sided", "symmetric"])
     g.add_argument("--noise", type=float, default=0.0, help="neuronal noise σ")
     g.add_argument("--repeats", type=int, default=1, help="noise realisations / sign draws")
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=seed, default=0)
     g.add_argument("--activation", choices=tuple(ACTIVATIONS), default=None,
                    help="ρ (default: the run's, else hard_sigmoid)")
     g.add_argument("--precision", choices=("longdouble", "float64"), default="longdouble",
@@ -135,6 +155,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="with --feedback separate: how a fresh network's B starts")
     g.add_argument("--out", type=Path, default=None,
                    help="output directory for gradcheck.nc (default: runs/gradcheck-<time>)")
+    from .cli_data import add_data_parser
+
+    add_data_parser(sub)
+    from .cli_run import add_parsers as add_run_parsers
+
+    add_run_parsers(sub)
     return parser
 
 
@@ -183,21 +209,30 @@ def _stored_options(args) -> str:
 
 def _prepare_train(args):
     """Validate every argument and load the data; creates nothing."""
-    from . import checkpoint, data, io, models
+    from . import checkpoint, data, io, models, spiking
     from .estimators import Estimator
     from .reference import Relaxation
     from .spec import with_feedback, with_learning_rates
+    from .spiking import OPTIONS as SPIKING_OPTIONS
     from .train import (ENERGY_ENGINES, TrainConfig, check_record_epochs, make_engine,
                         run_attrs)
 
     try:
         model = models.load(args.model)
         defaults = dict(getattr(model, "TRAINING", {}))
-        net = model.network()
+        net = models.build_network(model)
         tuned = getattr(model, "ENGINE_LEARNING_RATES", {}).get(args.engine)
+        if args.neurons == "spiking":
+            defaults.update(getattr(model, "SPIKING_TRAINING", {}))
+        if args.plasticity is None:
+            args.plasticity = defaults.get("plasticity", "phase")
+        if args.lr_schedule is None:
+            args.lr_schedule = defaults.get("lr_schedule", "constant")
         if args.plasticity == "continual":
             # the continual rule has rates of its own, validated like the others
             tuned = getattr(model, "CONTINUAL_LEARNING_RATES", tuned)
+        if args.neurons == "spiking":  # spiking neurons have rates of their own too
+            tuned = getattr(model, "SPIKING_LEARNING_RATES", tuned)
         if args.lr is not None or tuned is not None:
             net = with_learning_rates(net, args.lr if args.lr is not None else tuned)
         if args.feedback is not None:
@@ -214,7 +249,11 @@ def _prepare_train(args):
                              seed=args.seed, estimator=estimator, relaxation=relaxation,
                              engine=args.engine, target=args.target, device=args.device,
                              dtype=args.dtype, bp_activation=args.bp_activation,
-                             bp_loss=args.bp_loss, plasticity=args.plasticity)
+                             bp_loss=args.bp_loss, plasticity=args.plasticity,
+                             spiking=spiking.from_options(
+                                 args.neurons, model,
+                                 **{k: getattr(args, SPIKING_OPTIONS[k][0][2:].replace("-", "_"))
+                                    for k in SPIKING_OPTIONS}))
         engine = make_engine(net, config)  # rejects unknown devices before any work
         for option in ("train_size", "test_size"):
             value = getattr(args, option)
@@ -235,8 +274,12 @@ def _prepare_train(args):
             raise UsageError(f"--settle-tol {args.settle_tol}: give a tolerance > 0")
         out = args.out or Path("runs") / f"{net.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         out = io.check_writable_dir(out)
+        if args.validation is None and args.validation_split != "stratified":
+            raise UsageError("--validation-split needs --validation N (how many digits)")
         digits = data.load(args.data, args.train_size, args.test_size, seed=args.seed)
-        if args.validation is not None:
+        if args.validation is not None and args.validation_split == "last":
+            digits = data.validation_last(digits, args.validation)
+        elif args.validation is not None:
             digits = data.validation_split(digits, args.validation, seed=args.seed)
         if args.record > len(digits.y_test):
             raise UsageError(f"--record {args.record} exceeds the {len(digits.y_test)} "
@@ -249,7 +292,12 @@ def _prepare_train(args):
         if args.resume is not None:
             ck = checkpoint.load(out)
             checkpoint.check_compatible(ck, attrs, out)
-        elif (out / checkpoint.FILENAME).exists():
+        if args.lr_schedule != "constant":
+            from .lr_schedule import ScheduledEngine
+
+            engine = ScheduledEngine(net, config, args.lr_schedule,
+                                     ck.epoch if args.resume is not None else 0)
+        if args.resume is None and (out / checkpoint.FILENAME).exists():
             raise UsageError(f"--out {out} already holds a run (its {checkpoint.FILENAME}); "
                              f"continue it with --resume {out}, or choose a new --out")
     except UsageError:
@@ -278,6 +326,10 @@ def cmd_train(args) -> int:
     except DivergenceError as err:
         print(f"cortex-ep: training stopped: {err}", file=sys.stderr)
         return 3
+    except KeyboardInterrupt:
+        if created and not any(out.iterdir()):
+            shutil.rmtree(out, ignore_errors=True)
+        return interrupted(out, progress=not args.no_progress)
     except BaseException:
         if created and not any(out.iterdir()):
             shutil.rmtree(out, ignore_errors=True)
@@ -303,13 +355,24 @@ def main(argv=None) -> int:
     try:
         if args.command == "train" and args.resume is not None:
             _restore_resumed_options(args, sys.argv[1:] if argv is None else argv)
+        if args.command == "data":
+            from .cli_data import cmd_data
+
+            return cmd_data(args)
         if args.command == "gradcheck":
             from .cli_gradcheck import cmd_gradcheck
 
             return cmd_gradcheck(args)
+        if args.command in ("plot", "info"):
+            from .cli_run import run_command
+
+            return run_command(args)
         return cmd_train(args)
     except UsageError as err:
         parser.exit(2, f"cortex-ep: error: {err}\n")
+    except KeyboardInterrupt:  # before training started, or in another command
+        print("\ncortex-ep: interrupted; nothing was written", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

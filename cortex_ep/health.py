@@ -139,7 +139,8 @@ def check_settling(net, W, b, x, free_steps: int, activation: str, epoch: int = 
         cause = (f"the Euler map oscillates: dt = {net.dt:g} ms is too large for "
                  f"tau = {net.tau:g} ms with these weights; choose a smaller dt")
     else:
-        cause = (f"the free phase is too short: raise --free-steps (now {free_steps}) or "
+        cause = (f"the free phase is too short: raise --free-steps (now {free_steps}; "
+                 f"with --neurons spiking --free-ms, now {free_steps * net.dt:g} ms) or "
                  f"lower the learning rate")
     return Problem(epoch, worst,
                    f"the free phase has not settled: population {worst} has max "

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import xarray as xr
 
-from . import io
+from . import io, traces
 
 
 @dataclass
@@ -79,7 +79,7 @@ def open_run(path, chunks: bool = True) -> Run:
             raise FileNotFoundError(f"{path} has no {name}: give the --out directory of a "
                                     "cortex-ep train run that finished at least one epoch")
     return Run(path, io.read_dataset(path / "history.nc"), io.read_dataset(path / "weights.nc"),
-               _concat_epochs(path / "traces", ("s", "rate"), chunks),
+               _concat_epochs(path / "traces", ("s", "rate", *traces.SPIKE_VARIABLES), chunks),
                _concat_epochs(path / "weights", None, chunks))
 
 
@@ -94,11 +94,13 @@ def _concat_epochs(directory: Path, per_epoch, chunks: bool):
         return None
     opened = [xr.open_dataset(f, engine=io.NETCDF_ENGINE, decode_timedelta=False,
                               chunks={} if chunks else None) for f in files]
-    names = list(opened[0].data_vars) if per_epoch is None else list(per_epoch)
-    stacked = xr.concat([ds[names] for ds in opened], dim="epoch",
+    names = list(opened[0].data_vars) if per_epoch is None else \
+        [name for name in per_epoch if name in opened[0]]
+    # spike lists differ in length between epochs: "outer" pads them with NaN
+    stacked = xr.concat([ds[names] for ds in opened], dim="epoch", join="outer",
                         coords="minimal", compat="override", combine_attrs="override")
     # what does not change between epochs (labels, images) is small: in memory
-    rest = opened[0].drop_vars(names + ["epoch"], errors="ignore").load()
+    rest = opened[0].drop_vars(names + ["epoch", "spike"], errors="ignore").load()
     merged = xr.merge([stacked, rest], compat="override", join="exact",
                       combine_attrs="override")
     merged.attrs = dict(opened[0].attrs)

@@ -100,3 +100,52 @@ def traces_dataset(net: Network, trace: np.ndarray, phases, images, labels,
                "dt_ms": float(net.dt), "tau_ms": float(net.tau), **(attrs or {})},
     )
     return ds
+
+
+#: the spike variables of a traces Dataset (spiking neurons only)
+SPIKE_VARIABLES = ("spike_count", "spike_time", "spike_sample", "spike_phase", "spike_unit")
+
+
+def spike_variables(states: dict, net: Network, free_steps: int, nudged_steps: int,
+                    phases, sample_ids) -> xr.Dataset:
+    """Recorded spikes in the traces' vocabulary.
+
+    Parameters
+    ----------
+    states : dict
+        ``("spikes", population) -> (n_spikes, 3)`` integer array of (sample,
+        step within the sample, unit within the population), as the Brian2
+        engine records them.
+    sample_ids : (n,) array, the ``sample`` coordinate
+
+    Returns
+    -------
+    xr.Dataset with ``spike_count`` (sample, phase, time, unit): spikes in
+    the step that ends at ``time`` (0 at a phase's start), and over the
+    ``spike`` dimension ``spike_time`` (ms since the phase's start),
+    ``spike_sample``, ``spike_phase`` and ``spike_unit`` (position on ``unit``).
+    """
+    n, n_time = len(sample_ids), max(free_steps, nudged_steps) + 1
+    starts = np.array([0] + [free_steps + p * nudged_steps for p in range(len(phases) - 1)])
+    offsets = np.cumsum([0] + [p.size for p in net.dynamic])
+    rows = [np.column_stack([states[("spikes", pop.name)][:, :2],
+                             states[("spikes", pop.name)][:, 2] + offsets[k]])
+            for k, pop in enumerate(net.dynamic)]
+    sample, step, unit = np.concatenate(rows).T if rows else np.zeros((3, 0), np.int64)
+    phase = np.searchsorted(starts, step, side="right") - 1
+    time_index = step - starts[phase] + 1
+    counts = np.zeros((n, len(phases), n_time, offsets[-1]), np.int16)
+    np.add.at(counts, (sample, phase, time_index, unit), 1)
+    order = np.lexsort((time_index, phase, sample))
+    dt = float(net.dt)
+    return xr.Dataset(
+        {"spike_count": (("sample", "phase", "time", "unit"), counts,
+                         {"units": "1", "long_name": "spikes in the step ending at time"}),
+         "spike_time": ("spike", time_index[order] * dt,
+                        {"units": "ms", "long_name": "spike time since the phase's start"}),
+         "spike_sample": ("spike", np.asarray(sample_ids)[sample[order]]),
+         "spike_phase": ("spike", np.asarray(list(phases), dtype=str)[phase[order]]),
+         "spike_unit": ("spike", unit[order].astype(np.int64),
+                        {"long_name": "position of the spiking unit on the unit dimension"})},
+        # an index, so that recordings of several epochs align along ``spike``
+        coords={"spike": np.arange(len(order))})

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,11 +32,10 @@ from .estimators import Estimator
 from .plasticity import RULES, Plasticity
 from .reference import ReferenceEngine, Relaxation
 from .spec import Network
+from .spiking import Spiking
+from .weights import params_from_weights, weights_dataset  # noqa: F401  (re-exported)
 
 ENGINES = ("brian", "torch", "numpy", "rbp", "backprop")
-#: hidden activations and losses of the feedforward backprop baseline
-BP_ACTIVATIONS = ("hard_sigmoid", "logistic", "relu", "tanh")
-BP_LOSSES = ("cross_entropy", "mse")
 #: engines whose networks have EP's dynamics (they can record traces)
 ENERGY_ENGINES = ("brian", "torch", "numpy", "rbp")
 #: engines that learn by EP's local rule (they take a plasticity rule)
@@ -72,6 +71,9 @@ class TrainConfig:
         When the EP engines' synapses change (:mod:`cortex_ep.plasticity`):
         once per sample from the ends of two phases, or at every step of the
         nudged phase.
+    spiking : Spiking, optional
+        Spiking neurons (:mod:`cortex_ep.spiking`, Brian2 engine only); the run
+        then uses their ``dt`` and phase lengths.  None: rate neurons.
     """
 
     epochs: int = 10
@@ -86,6 +88,7 @@ class TrainConfig:
     bp_activation: str = "logistic"
     bp_loss: str = "cross_entropy"
     plasticity: str = "phase"
+    spiking: Spiking | None = None
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -102,15 +105,20 @@ class TrainConfig:
             raise ValueError(f"plasticity {self.plasticity!r} is a rule of the EP engines "
                              f"({', '.join(EP_ENGINES)}); {self.engine!r} learns by the "
                              "exact gradient: use --plasticity phase")
+        if self.spiking is not None and self.engine != "brian":
+            raise ValueError(f"spiking neurons run in the Brian2 engine; {self.engine!r} "
+                             "has rate neurons only: use --engine brian")
         if self.target not in TARGETS:
             raise ValueError(f"unknown Brian2 target {self.target!r}; choose one of "
                              f"{', '.join(TARGETS)}")
 
     def attrs(self) -> dict:
         """Flat, netCDF-safe description of the run settings."""
-        out = {k: v for k, v in asdict(self).items() if k not in ("estimator", "relaxation")}
+        out = {k: v for k, v in asdict(self).items()
+               if k not in ("estimator", "relaxation", "spiking")}
         out.update(estimator=self.estimator.name, beta=float(self.estimator.beta),
-                   **asdict(self.relaxation))
+                   **asdict(self.relaxation), neurons="spiking" if self.spiking else "rate",
+                   **(self.spiking.attrs() if self.spiking else {}))
         return out
 
 
@@ -123,7 +131,8 @@ def make_engine(net: Network, config: TrainConfig):
     if config.engine == "brian":
         from .brian.engine import BrianEngine
 
-        return BrianEngine(net, est, rel, target=config.target, seed=seed, plasticity=rule)
+        return BrianEngine(net, est, rel, target=config.target, seed=seed, plasticity=rule,
+                           spikes=config.spiking)
     torch_kw = dict(device=config.device, dtype=config.dtype, seed=seed)
     if config.engine == "torch":
         from .twin.engine import TorchEngine
@@ -146,48 +155,6 @@ def network_attrs(net: Network) -> dict:
             "lateral_learning_rates": " ".join(f"{p.name}:{p.lateral_lr:g}"
                                                for p in net.lateral),
             "feedback": " ".join(f"{p.name}:{p.feedback_init}" for p in net.separate)}
-
-
-def weights_dataset(net: Network, W: dict, b: dict, attrs=None) -> xr.Dataset:
-    """Weights ``W_<pre>_<post>`` (dims ``<pre>_unit``, ``<post>_unit``), biases ``b_<pop>``,
-    lateral blocks ``L_<pop>`` (dims ``<pop>_column``, ``<pop>_pre``, ``<pop>_post``) and
-    separate feedback matrices ``B_<pre>_<post>`` (in ``W``'s layout: tied is ``B = W``).
-
-    Every ``<pop>_unit`` dimension carries a ``<pop>_column`` coordinate.
-    """
-    data = {f"W_{p.name}": ((f"{p.pre}_unit", f"{p.post}_unit"), W[p.name])
-            for p in net.projections}
-    data.update({f"b_{pop.name}": (f"{pop.name}_unit", b[pop.name]) for pop in net.dynamic})
-    data.update({f"L_{pop.name}": ((f"{pop.name}_column", f"{pop.name}_pre",
-                                    f"{pop.name}_post"), W[energy.lateral_name(pop.name)])
-                 for pop in net.lateral})
-    data.update({energy.param_label(energy.feedback_name(p.name)):
-                 ((f"{p.pre}_unit", f"{p.post}_unit"), W[energy.feedback_name(p.name)])
-                 for p in net.separate})
-    coords = {f"{pop.name}_column": (f"{pop.name}_unit",
-                                     np.asarray(pop.column_of_units(), np.int64))
-              for pop in net.populations}
-    return xr.Dataset(data, coords=coords, attrs={"units": "1", **(attrs or {})})
-
-
-def params_from_weights(net: Network, ds: xr.Dataset):
-    """Inverse of :func:`weights_dataset`; ``ValueError`` if ``ds`` is another network's."""
-    W, b = {}, {}
-    wanted = [(f"W_{p.name}", p.name, (net[p.pre].size, net[p.post].size))
-              for p in net.projections]
-    wanted += [(f"L_{p.name}", energy.lateral_name(p.name),
-                (p.n_columns, p.column_size, p.column_size)) for p in net.lateral]
-    wanted += [(energy.param_label(energy.feedback_name(p.name)), energy.feedback_name(p.name),
-                (net[p.pre].size, net[p.post].size)) for p in net.separate]
-    wanted += [(f"b_{p.name}", p.name, (p.size,)) for p in net.dynamic]
-    for var, key, shape in wanted:
-        if var not in ds or ds[var].shape != shape:
-            found = "missing" if var not in ds else f"of shape {ds[var].shape}"
-            raise ValueError(f"the weights do not fit network {net.name!r} ({net.describe()}):"
-                             f" {var} should have shape {shape}, it is {found}; they come "
-                             "from another model")
-        (b if var.startswith("b_") else W)[key] = ds[var].values.copy()
-    return W, b
 
 
 def _metrics(net, output, labels):
@@ -273,6 +240,9 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
         if record else ()
     if (resume or record_epochs) and out is None:
         raise ValueError("resuming and recording need an output directory (out)")
+    if config.spiking is not None:  # the same network in the spiking model's time steps
+        net, relaxation = config.spiking.timed(net, config.relaxation)
+        config = replace(config, relaxation=relaxation)
     engine = engine or make_engine(net, config)
     attrs = run_attrs(net, config, digits, extra_attrs)
     rng = np.random.default_rng(config.seed)
@@ -381,9 +351,12 @@ def record_traces(net, engine, config, W, b, x, y, sample_ids, attrs=None) -> xr
     phases = rule.phases(config.estimator)
     trace = traces.phase_traces(states, net, rel.free_steps, rel.nudged_steps, phases,
                                 rule.continual)
-    return traces.traces_dataset(net, trace, phases, x, y,
-                                 rel.activation, sample_ids,
-                                 attrs={**network_attrs(net), **config.attrs(), **(attrs or {})})
+    ds = traces.traces_dataset(net, trace, phases, x, y, rel.activation, sample_ids,
+                               attrs={**network_attrs(net), **config.attrs(), **(attrs or {})})
+    if config.spiking is not None:
+        ds = ds.merge(traces.spike_variables(states, net, rel.free_steps, rel.nudged_steps,
+                                             phases, ds.sample.values))
+    return ds
 
 
 def _history(rows, attrs) -> xr.Dataset:

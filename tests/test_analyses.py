@@ -113,3 +113,23 @@ def test_local_learning_quick(tmp_path):
     for name in ("local_learning_accuracy.png", "continual_cosine.png",
                  "feedback_alignment.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_spiking_quick(tmp_path):
+    proc = subprocess.run([sys.executable, str(ANALYSES / "spiking.py"), "--quick", "--out",
+                           str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "spikes/phase at ρ=1" in proc.stdout
+    ds = io.read_dataset(tmp_path / "spiking.nc")
+    assert ds.cosine.dims == ("setting", "param")
+    assert np.all(np.abs(ds.cosine) <= 1) and np.all(ds.spikes_per_sample > 0)
+    # more spikes per phase: a truer update
+    assert float(ds.cosine_all[-1]) > float(ds.cosine_all[0])
+    window = io.read_dataset(tmp_path / "stdp_window.nc")
+    dw = window.dw
+    # a pair long before the phase ends has decayed by the end: no change; a pair late in
+    # the phase potentiates, one whose traces decay into it depresses
+    assert float(dw.sel(pre_time=30.0, delta_t=0.0)) > 0
+    assert float(dw.sel(pre_time=-10.0, delta_t=0.0)) < 0
+    for name in ("spiking_cosine.png", "stdp_window.png"):
+        assert (tmp_path / name).stat().st_size > 10_000

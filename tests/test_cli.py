@@ -85,6 +85,12 @@ BAD_INPUT = [
     (["gradcheck", "--plasticity", "continual", "--estimator", "random-sign"],
      "the continual check takes --estimator one-sided or symmetric"),
     (["gradcheck", "--nudged-steps", "0"], "positive integers"),
+    (["train", "--neurons", "spiking", "--engine", "torch"],
+     "spiking neurons run in the Brian2 engine"),
+    (["train", "--r-max", "200"], "--r-max: spiking parameters need --neurons spiking"),
+    (["train", "--neurons", "spiking", "--r-max", "5000"], "spike probability above 1"),
+    (["train", "--neurons", "spiking", "--free-ms", "10.3"], "not a whole number of dt"),
+    (["train", "--neurons", "lif"], "argument --neurons: invalid choice: 'lif'"),
 ]
 
 

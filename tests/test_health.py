@@ -58,7 +58,7 @@ def test_short_free_phase_asks_for_more_steps():
     b["h1"][:] = 0.5
     x = np.full((3, 6), 0.5)
     problem = health.check_settling(net, W, b, x, 2, "hard_sigmoid", 1)
-    assert "raise --free-steps (now 2)" in str(problem)
+    assert "raise --free-steps (now 2;" in str(problem)
     assert health.check_settling(net, W, b, x, 60, "hard_sigmoid", 1) is None
 
 

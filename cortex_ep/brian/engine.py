@@ -28,6 +28,7 @@ from ..estimators import Estimator
 from ..plasticity import Plasticity
 from ..reference import Relaxation
 from ..spec import Network
+from ..spiking import Spiking
 from . import equations as eq
 
 from .schedule import RULE_TABLES, Schedule, concat, make_schedule  # noqa: F401
@@ -43,7 +44,9 @@ class RunResult:
     free_output : (n, N_out) array, output state at the end of each free phase
     W, b : the weights and biases after the run
     states : dict population -> (n, steps_per_sample, N) array of ``s`` after
-        every Euler step, only when recorded
+        every Euler step, only when recorded; with spiking neurons also
+        ``("spikes", population) -> (sample, step, unit)`` integer arrays, one
+        entry per spike (``step`` within the sample)
     """
 
     free_output: np.ndarray
@@ -67,14 +70,20 @@ class BrianEngine:
         Seed of Brian2's random numbers (noise).
     plasticity : Plasticity
         The phase rule (default) or the continual rule, as synapse code.
+    spikes : Spiking, optional
+        Spiking neurons (:mod:`cortex_ep.spiking`); the network then runs at
+        their ``dt`` and phase lengths.  None: rate neurons.
     """
 
     def __init__(self, net: Network, estimator: Estimator, relaxation: Relaxation,
                  target: str = DEFAULT_TARGET, build_root=None, seed: int = 0,
-                 plasticity: Plasticity = Plasticity()):
+                 plasticity: Plasticity = Plasticity(), spikes: Spiking | None = None):
         if target not in TARGETS:
             raise ValueError(f"unknown Brian2 target {target!r}; choose one of "
                              f"{', '.join(TARGETS)}")
+        if spikes is not None:
+            net, relaxation = spikes.timed(net, relaxation)
+        self.spikes = spikes
         self.net, self.estimator, self.relaxation = net, estimator, relaxation
         self.plasticity = plasticity
         self.target, self.seed = target, seed
@@ -190,7 +199,7 @@ class BrianEngine:
 
     def _project_hash(self, n: int, record: bool) -> str:
         text = repr((self.net, self.estimator.name, self.relaxation, n, record,
-                     self.seed, self.plasticity.rule, eq.__doc__))
+                     self.seed, self.plasticity.rule, self.spikes, eq.__doc__))
         return f"ep_{self.net.describe()}_{hashlib.sha1(text.encode()).hexdigest()[:12]}"
 
     # ---------------------------------------------------------------- build
@@ -199,7 +208,7 @@ class BrianEngine:
 
         net, rel, est = self.net, self.relaxation, self.estimator
         symmetric = est.name == "symmetric"
-        continual = self.plasticity.continual
+        continual, spikes = self.plasticity.continual, self.spikes
         # A sample lasts steps_per_sample · dt; in floating point the ratio can come out
         # as e.g. 28.000000000000004 and Brian2 warns that the grids are not aligned.
         # Its TimedArray lookup rounds on an 8×-finer grid, so the tables still switch
@@ -225,6 +234,10 @@ class BrianEngine:
             namespace[f"lr_bias_{pop.name}"] = net.bias_lr(pop.name)
         for pop in net.lateral:
             namespace[f"lr_lateral_{pop.name}"] = pop.lateral_lr
+        if spikes:
+            namespace.update(r_max=spikes.r_max_hz * b2.Hz, tau_syn=spikes.tau_syn_ms * b2.ms,
+                             tau_trace=spikes.tau_trace_ms * b2.ms,
+                             spike_current=spikes.spike_current, trace_jump=spikes.trace_jump)
 
         groups = {}
         inp = net.input
@@ -242,23 +255,29 @@ class BrianEngine:
                 groups[inp.name].set_event_schedule(event, when="thresholds")
         slots = {"free_end": "after_thresholds", "pos_end": "after_thresholds",
                  "neg_end": "after_thresholds", "learn": "synapses", "plastic": "synapses",
-                 "apply": "after_synapses", "finish": "resets"}
+                 "learn_start": "after_thresholds", "apply": "after_synapses",
+                 "finish": "resets"}
+        firing = dict(threshold=eq.SPIKE_THRESHOLD, reset=eq.SPIKE_RESET) if spikes else {}
         for pop in net.dynamic:
             events = eq.population_events(symmetric, continual)
             group = b2.NeuronGroup(
                 pop.size, eq.population_equations(net, pop, rel.activation, rel.noise > 0,
-                                                  continual, continual and symmetric),
-                method=eq.projected_euler, events=events,
+                                                  continual, continual and symmetric, spikes),
+                method=eq.projected_euler, events=events, **firing,
                 clock=clock, name=pop.name, namespace=namespace)
             for event in events:
                 # conditions are checked before any event code runs
                 group.set_event_schedule(event, when="thresholds")
+            if spikes:
+                # the trace jumps before anything reads it: plasticity sees this step's spikes
+                group.resetter["spike"].when, group.resetter["spike"].order = \
+                    "after_thresholds", -1
             for event, code in eq.population_event_code(net, pop, symmetric,
-                                                        continual).items():
+                                                        continual, spikes).items():
                 group.run_on_event(event, code, when=slots[event])
             if continual:
                 # the one-step trace: the rate this step ended with, for the next one
-                group.run_regularly(f"{eq.RATE_TRACE} = r", when="end",
+                group.run_regularly(f"{eq.previous(spikes)} = {eq.seen(spikes)}", when="end",
                                     name=f"{pop.name}_rate_trace")
             group.b = b[pop.name]
             groups[pop.name] = group
@@ -266,8 +285,11 @@ class BrianEngine:
         synapses = {}
 
         def add_synapses(key, source, target, model, code, name, **connect):
-            syn = b2.Synapses(source, target, model=model, on_pre=code,
-                              on_event={e: e for e in code}, clock=clock, name=name,
+            code, back = code if isinstance(code, tuple) else (code, {})
+            events = {e: e for e in [*code, *back]}
+            events.update({e: "spike" for e in ("spike", "spike_back") if e in events})
+            syn = b2.Synapses(source, target, model=model, on_pre=code, on_post=back or None,
+                              on_event=events, clock=clock, name=name,
                               namespace=namespace)
             syn.connect(**connect)
             for pathway in syn._pathways:
@@ -280,18 +302,18 @@ class BrianEngine:
 
         for proj in net.projections:
             add_synapses(proj.name, groups[proj.pre], groups[proj.post],
-                         eq.synapse_model(net, proj, continual),
-                         eq.synapse_event_code(net, proj, continual), f"syn_{proj.name}")
+                         eq.synapse_model(net, proj, continual, spikes),
+                         eq.synapse_event_code(net, proj, continual, spikes), f"syn_{proj.name}")
         for proj in net.separate:
             add_synapses(energy.feedback_name(proj.name), groups[proj.post],
-                         groups[proj.pre], eq.feedback_synapse_model(proj, continual),
-                         eq.synapse_event_code(net, proj, continual),
+                         groups[proj.pre], eq.feedback_synapse_model(proj, continual, spikes),
+                         eq.synapse_event_code(net, proj, continual, spikes, feedback=True),
                          f"syn_feedback_{proj.name}")
         for pop in net.lateral:
             pre, post, _ = eq.lateral_pairs(pop)
             add_synapses(energy.lateral_name(pop.name), groups[pop.name], groups[pop.name],
-                         eq.lateral_synapse_model(continual),
-                         eq.lateral_synapse_event_code(pop, continual),
+                         eq.lateral_synapse_model(continual, spikes),
+                         eq.lateral_synapse_event_code(pop, continual, spikes),
                          f"syn_lateral_{pop.name}", i=pre, j=post)
         out = net.output
         monitor = b2.EventMonitor(groups[out.name], "free_end", variables=["s"],
@@ -304,6 +326,12 @@ class BrianEngine:
                     groups[pop.name], "s", record=True, when="after_groups", order=10,
                     name=f"trace_{pop.name}")
             objects += list(state_monitors.values())
+            if spikes:
+                spike_monitors = {pop.name: b2.SpikeMonitor(groups[pop.name],
+                                                            name=f"spikes_{pop.name}")
+                                  for pop in net.dynamic}
+                objects += list(spike_monitors.values())
+                state_monitors.update({("spikes", k): m for k, m in spike_monitors.items()})
         network = b2.Network(*objects, name="ep_network")
         return {"network": network, "groups": groups, "synapses": synapses,
                 "monitor": monitor, "state_monitors": state_monitors, "tables": tables,
@@ -329,8 +357,15 @@ class BrianEngine:
                 net[proj.post].size, net[proj.pre].size).T.copy()
         states = None
         if objs["state_monitors"]:
-            states = {name: np.asarray(m.s).T.reshape(n, self.steps_per_sample, -1)
-                      for name, m in objs["state_monitors"].items()}
+            states = {}
+            for name, m in objs["state_monitors"].items():
+                if isinstance(name, tuple):  # spikes: (sample, step within it, unit)
+                    step = np.round(np.asarray(m.t / objs["dt"])).astype(np.int64)
+                    states[name] = np.stack([step // self.steps_per_sample,
+                                             step % self.steps_per_sample,
+                                             np.asarray(m.i, np.int64)], axis=1)
+                else:
+                    states[name] = np.asarray(m.s).T.reshape(n, self.steps_per_sample, -1)
         return RunResult(free, W, b, states)
 
 

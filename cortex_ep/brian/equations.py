@@ -25,9 +25,21 @@ synapse adds ``lr · step_scale · (r_pre r_post − r_prev_pre r_prev_post)``
 the end of every step); the current from the clamped input follows its
 synapses' changes, ``Σ_i ρ(x_i) Δw_i = lr · step_scale · Σ_i ρ(x_i)² · Δr``,
 added by the neuron from ``Σ_i ρ(x_i)²`` that its input synapses sum at each
-presentation; the symmetric estimator runs −β first and learns during the
-+β phase that follows, without a reset.  Separate feedback is a second
-Synapses object from the post to the pre population carrying ``B``.
+presentation.  Since nothing but that current reads an input weight during the
+phase, the input synapses add their steps' changes, which telescope to
+``lr · step_scale · ρ(x_i) (r_post − r_start_post)``, at its last step
+(``r_start``: the rate before the phase).  The symmetric estimator runs −β
+first and learns during the +β phase that follows, without a reset.  Separate
+feedback is a second Synapses object from the post to the pre population
+carrying ``B``.
+
+Spiking neurons (:mod:`cortex_ep.spiking`) fire Poisson spikes at ``r_max ρ(s)``;
+their synapses add ``w / (r_max τ_syn)`` per spike to the post (and, tied,
+per post spike to the pre) neuron's ``I_spikes``, which decays with τ_syn;
+the plasticity rules read the spike trace ``x`` (a jump of ``1 / (r_max
+τ_trace)`` per spike, decaying with τ_trace) wherever the rate model reads
+``r``.  The continual rule then is a differential Hebbian rule on spike
+traces: ``Δw = lr · step_scale · Δ(x_pre x_post)`` at every step.
 
 The dynamics are DESIGN.md's, in physical units::
 
@@ -57,7 +69,9 @@ class ProjectedEuler(StateUpdateMethod):
 
     def __call__(self, equations, variables=None, method_options=None):
         code = euler(equations, variables, method_options)
-        clips = [f"{name} = clip({name}, 0, 1)" for name in equations.diff_eq_names]
+        # synaptic currents and spike traces are not states of the box
+        clips = [f"{name} = clip({name}, 0, 1)" for name in equations.diff_eq_names
+                 if name == "s"]
         return "\n".join([code, *clips])
 
 
@@ -71,16 +85,36 @@ PHASE_CLOCK = "k = timestep(t, dt) % steps_per_sample : integer"
 LATERAL_CURRENT = "I_lateral"
 
 
-#: the neuron's rate one step ago, the continual rule's one-step trace
-RATE_TRACE = "r_prev"
+#: the neuron variable receiving the filtered spikes of all its dynamic synapses
+SPIKE_CURRENT = "I_spikes"
 
 
-def rule_code(lr: str, continual: bool) -> dict:
+def seen(spikes) -> str:
+    """What plasticity reads of a unit: its rate ``r``, or its spike trace ``x``."""
+    return "x" if spikes else "r"
+
+
+def previous(spikes) -> str:
+    """The continual rule's one-step trace: ``seen`` one step ago."""
+    return f"{seen(spikes)}_prev"
+
+
+def learn_start(spikes) -> str:
+    """``seen`` just before the continual rule's learning phase."""
+    return f"{seen(spikes)}_start"
+
+
+#: the rate model's one-step trace (kept for callers that name it)
+RATE_TRACE = previous(None)
+
+
+def rule_code(lr: str, continual: bool, spikes=None) -> dict:
     """``{event: code}`` of a synapse between two dynamic populations learning at
     the namespace constant ``lr``: the phase rule or the continual rule."""
     if continual:
+        v, p = seen(spikes), previous(spikes)
         return {"plastic": f"w += {lr} * step_scale(t) * "
-                           f"(r_pre * r_post - {RATE_TRACE}_pre * {RATE_TRACE}_post)"}
+                           f"({v}_pre * {v}_post - {p}_pre * {p}_post)"}
     return {
         "learn": "dw += ep_factor(t) * (ra_pre * ra_post - rb_pre * rb_post)",
         "apply": f"w += {lr} * apply_scale(t) * dw\ndw = 0",
@@ -92,16 +126,20 @@ def weight_variables(continual: bool) -> list[str]:
     return ["w : 1"] if continual else ["w : 1", "dw : 1"]
 
 
-def lateral_synapse_model(continual: bool = False) -> str:
+def lateral_synapse_model(continual: bool = False, spikes=None) -> str:
     """Lateral synapses ``j -> i`` within a column: one per ordered pair, so that the
     symmetric ``L`` is two synapses with equal weights (they get equal updates)."""
-    return "\n".join(weight_variables(continual)
-                     + [f"{LATERAL_CURRENT}_post = w * r_pre : 1 (summed)"])
+    current = [] if spikes else [f"{LATERAL_CURRENT}_post = w * r_pre : 1 (summed)"]
+    return "\n".join(weight_variables(continual) + current)
 
 
-def lateral_synapse_event_code(pop: Population, continual: bool = False) -> dict:
+def lateral_synapse_event_code(pop: Population, continual: bool = False,
+                               spikes=None) -> dict:
     """``{event: code}`` of a population's lateral synapses: the EP rule of a projection."""
-    return rule_code(f"lr_lateral_{pop.name}", continual)
+    code = rule_code(f"lr_lateral_{pop.name}", continual, spikes)
+    if spikes:
+        code["spike"] = f"{SPIKE_CURRENT}_post += w * spike_current"
+    return code
 
 
 def lateral_pairs(pop: Population):
@@ -157,20 +195,25 @@ def input_equations(activation: str, continual: bool = False) -> str:
 
 def population_equations(net: Network, pop: Population, activation: str,
                          noise: bool, continual: bool = False,
-                         negative_first: bool = False) -> str:
+                         negative_first: bool = False, spikes=None) -> str:
     """Equations of a hidden or output population.
 
     ``negative_first``: the first nudged phase is at −β (the continual rule's
-    symmetric order).
+    symmetric order).  ``spikes``: the :class:`~cortex_ep.spiking.Spiking` model,
+    or None for rate neurons.
     """
     act = get_activation(activation)
-    currents = [current_name(p) for p in net.projections if pop.name in (p.pre, p.post)]
-    if pop.lateral:
-        currents.append(LATERAL_CURRENT)
+    inputs = [current_name(p) for p in _input_projections(net, pop)]
+    if spikes:
+        dynamic = [SPIKE_CURRENT]
+    else:
+        dynamic = [current_name(p) for p in net.projections
+                   if pop.name in (p.pre, p.post) and net[p.pre].role != "input"]
+        dynamic += [LATERAL_CURRENT] if pop.lateral else []
     nudge = " + beta_now * (d - s)" if pop.role == "output" else ""
     noise_term = " + sigma * xi / sqrt(tau)" if noise else ""
     lines = [
-        f"ds/dt = (-s + rho_prime * ({' + '.join(currents + ['b'])}){nudge}) / tau"
+        f"ds/dt = (-s + rho_prime * ({' + '.join(inputs + dynamic + ['b'])}){nudge}) / tau"
         f"{noise_term} : 1",
         f"r = {act.brian_rho.format(s='s')} : 1",
         f"rho_prime = {act.brian_rho_prime.format(s='s')} : 1",
@@ -180,16 +223,15 @@ def population_equations(net: Network, pop: Population, activation: str,
         "ra : 1",
         "rb : 1",
         PHASE_CLOCK,
+        *(f"{name} : 1" for name in inputs),
     ]
-    for proj in net.projections:
-        if proj.post == pop.name and net[proj.pre].role == "input":
-            lines.append(f"{current_name(proj)} : 1")
-        elif pop.name in (proj.pre, proj.post):
-            lines.append(f"{current_name(proj)} : 1")
-    if pop.lateral:
-        lines.append(f"{LATERAL_CURRENT} : 1")
+    if spikes:
+        lines += [f"d{SPIKE_CURRENT}/dt = -{SPIKE_CURRENT} / tau_syn : 1",
+                  "dx/dt = -x / tau_trace : 1"]
+    else:
+        lines += [f"{name} : 1" for name in dynamic]
     if continual:
-        lines.append(f"{RATE_TRACE} : 1")
+        lines += [f"{previous(spikes)} : 1", f"{learn_start(spikes)} : 1"]
         lines += [f"{input_norm_name(p)} : 1" for p in _input_projections(net, pop)]
     if pop.role == "output":
         lines += [
@@ -203,6 +245,12 @@ def population_equations(net: Network, pop: Population, activation: str,
 
 #: the continual rule learns at the steps T_learn … T_learn + T_nudge − 1
 PLASTIC_STEPS = "k >= T_learn and k < T_learn + T_nudge and step_scale(t) != 0"
+#: its last step, when the input synapses add their telescoped change
+LAST_PLASTIC_STEP = "k == T_learn + T_nudge - 1 and step_scale(t) != 0"
+
+#: Poisson spikes at r_max·ρ(s), and the trace jump of each
+SPIKE_THRESHOLD = "rand() < r_max * r * dt"
+SPIKE_RESET = "x += trace_jump"
 
 
 def population_events(symmetric: bool, continual: bool = False) -> dict:
@@ -210,6 +258,7 @@ def population_events(symmetric: bool, continual: bool = False) -> dict:
     if continual:
         # free_end only marks the free phase's output for the monitor: nothing is stored
         return {"free_end": "k == T_free - 1", "plastic": PLASTIC_STEPS,
+                "learn_start": "k == T_learn and step_scale(t) != 0",
                 "finish": "k == steps_per_sample - 1"}
     events = {
         "free_end": "k == T_free - 1",
@@ -224,38 +273,41 @@ def population_events(symmetric: bool, continual: bool = False) -> dict:
 
 
 def population_event_code(net: Network, pop: Population, symmetric: bool,
-                          continual: bool = False) -> dict:
+                          continual: bool = False, spikes=None) -> dict:
     """``{event: code}`` run by a hidden or output population."""
     inputs = _input_projections(net, pop)
+    v, prev = seen(spikes), previous(spikes)
     resets = "\n".join(["s = 0"] + [f"{current_name(p)} = 0" for p in inputs]
-                       + ([f"{input_norm_name(p)} = 0" for p in inputs] if continual else []))
+                       + ([f"{input_norm_name(p)} = 0" for p in inputs] if continual else [])
+                       + ([f"{SPIKE_CURRENT} = 0", "x = 0"] if spikes else []))
     if continual:
-        # The input synapses change by lr·scale·ρ(x_i)·Δr (the input is clamped), so the
-        # current they feed changes by Σ_i ρ(x_i) Δw_i = lr·scale·Σ_i ρ(x_i)²·Δr: the
-        # neuron adds it itself instead of every synapse writing to it
+        # The input synapses change by lr·scale·ρ(x_i)·Δv, so the current they feed
+        # changes by Σ_i ρ(x_i) Δw_i = lr·scale·Σ_i ρ(x_i)²·Δv: the neuron adds it
+        # itself instead of every synapse writing to it
         follow = [f"{current_name(p)} += lr_{p.name} * step_scale(t) * "
-                  f"{input_norm_name(p)} * (r - {RATE_TRACE})" for p in inputs]
+                  f"{input_norm_name(p)} * ({v} - {prev})" for p in inputs]
         return {"plastic": "\n".join([f"b += lr_bias_{pop.name} * step_scale(t) * "
-                                      f"(r - {RATE_TRACE})", *follow]),
+                                      f"({v} - {prev})", *follow]),
+                "learn_start": f"{learn_start(spikes)} = {prev}",
                 "finish": resets}
     code = {
         # one-sided / random-sign compare with the free phase: rb = ρ(s⁰)
-        "free_end": "s0 = s\nrb = r",
+        "free_end": f"s0 = s\nrb = {v}",
         # symmetric restarts the −β phase from the free fixed point
-        "pos_end": "ra = r\ns = s0",
+        "pos_end": f"ra = {v}\ns = s0",
         "learn": "db += ep_factor(t) * (ra - rb)",
         "apply": f"b += lr_bias_{pop.name} * apply_scale(t) * db\ndb = 0",
         "finish": resets,
     }
     if symmetric:
-        code["neg_end"] = "rb = r"
+        code["neg_end"] = f"rb = {v}"
     return code
 
 
 def input_events(continual: bool = False) -> dict:
     """Custom events of the input population; silent pixels (ρ(x) = 0) skip work."""
     if continual:
-        return {"present": "k == 0 and r != 0", "plastic": f"{PLASTIC_STEPS} and r != 0"}
+        return {"present": "k == 0 and r != 0", "plastic": f"{LAST_PLASTIC_STEP} and r != 0"}
     return {
         "present": "k == 0 and r != 0",
         "learn": "k == steps_per_sample - 1 and ep_factor(t) != 0 and r != 0",
@@ -263,11 +315,12 @@ def input_events(continual: bool = False) -> dict:
     }
 
 
-def synapse_model(net: Network, proj: Projection, continual: bool = False) -> str:
-    """Synapse equations: the weight and, between dynamic groups, the summed
+def synapse_model(net: Network, proj: Projection, continual: bool = False,
+                  spikes=None) -> str:
+    """Synapse equations: the weight and, between dynamic rate groups, the summed
     currents both ways (tied) or bottom-up only (separate feedback)."""
     lines = weight_variables(continual)
-    if net[proj.pre].role != "input":
+    if net[proj.pre].role != "input" and not spikes:
         name = current_name(proj)
         lines.append(f"{name}_post = w * r_pre : 1 (summed)")
         if not proj.separate:
@@ -275,27 +328,33 @@ def synapse_model(net: Network, proj: Projection, continual: bool = False) -> st
     return "\n".join(lines)
 
 
-def feedback_synapse_model(proj: Projection, continual: bool = False) -> str:
+def feedback_synapse_model(proj: Projection, continual: bool = False, spikes=None) -> str:
     """The separate feedback synapses of ``proj``, from its post to its pre
     population: the top-down current ``B ρ_post``."""
-    return "\n".join(weight_variables(continual)
-                     + [f"{current_name(proj)}_post = w * r_pre : 1 (summed)"])
+    current = [] if spikes else [f"{current_name(proj)}_post = w * r_pre : 1 (summed)"]
+    return "\n".join(weight_variables(continual) + current)
 
 
-def synapse_event_code(net: Network, proj: Projection, continual: bool = False) -> dict:
-    """``{event: code}`` of a projection's synapses (events of the pre group); the
-    feedback synapses of a separate projection use the same code."""
-    code = rule_code(f"lr_{proj.name}", continual)
+def synapse_event_code(net: Network, proj: Projection, continual: bool = False,
+                       spikes=None, feedback: bool = False) -> tuple[dict, dict]:
+    """``({event of the pre group: code}, {event of the post group: code})`` of a
+    projection's synapses, or with ``feedback`` of its separate feedback synapses."""
+    code = rule_code(f"lr_{proj.name}", continual, spikes)
     if net[proj.pre].role != "input":
-        return code
+        back = {}
+        if spikes:
+            code["spike"] = f"{SPIKE_CURRENT}_post += w * spike_current"
+            if not (proj.separate or feedback):
+                back["spike_back"] = f"{SPIKE_CURRENT}_pre += w * spike_current"
+        return code, back
     code["present"] = f"{current_name(proj)}_post += w * r_pre"
     if continual:
         code["present"] += f"\n{input_norm_name(proj)}_post += r_pre * r_pre"
-        # the clamped rate is constant, so the product changes by r_pre·Δr_post (the
-        # current follows in the post neuron's own code)
+        # the clamped rate is constant, so the steps' changes r_pre·Δv_post telescope
+        # (the current follows in the post neuron's own code)
         code["plastic"] = (f"w += lr_{proj.name} * step_scale(t) * {HELD_INPUT_RATE}_pre * "
-                           f"(r_post - {RATE_TRACE}_post)")
+                           f"({seen(spikes)}_post - {learn_start(spikes)}_post)")
     else:
         # the clamped rate is the same in every phase
         code["learn"] = "dw += ep_factor(t) * r_pre * (ra_post - rb_post)"
-    return code
+    return code, {}
