@@ -19,8 +19,9 @@ REL = Relaxation(free_steps=6, nudged_steps=3)
 
 
 def _net(feedback="tied", lateral=False):
+    # the full Glorot scale (layered's default is now 0.5): every matrix learns visibly
     return layered([6, 5, 4, 3], [0.1, 0.2, 0.05], tau=10.0, dt=5.0, name="tiny4",
-                   feedback=feedback, feedback_init="random",
+                   feedback=feedback, feedback_init="random", init_gain=1.0,
                    lateral_lr={1: 0.3} if lateral else None)
 
 
