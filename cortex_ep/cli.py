@@ -85,8 +85,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="rate: units pass rho(s) to their synapses; spiking: Poisson spikes "
                         "at r_max rho(s) through exponential synapses, plasticity from spike "
                         "traces (Brian2 engine; phases in ms)")
-    for flag, unit, what in SPIKING_OPTIONS.values():
-        t.add_argument(flag, type=float, default=None, metavar=unit,
+    for field, (flag, unit, what) in SPIKING_OPTIONS.items():
+        t.add_argument(flag, dest=field, type=float, default=None, metavar=unit,
                        help=f"with --neurons spiking: {what}; unset: the model's SPIKING value")
     t.add_argument("--seed", type=seed, default=0)
     t.add_argument("--engine", choices=ENGINES, default="brian",
@@ -252,8 +252,7 @@ def _prepare_train(args):
                              bp_loss=args.bp_loss, plasticity=args.plasticity,
                              spiking=spiking.from_options(
                                  args.neurons, model,
-                                 **{k: getattr(args, SPIKING_OPTIONS[k][0][2:].replace("-", "_"))
-                                    for k in SPIKING_OPTIONS}))
+                                 **{k: getattr(args, k) for k in SPIKING_OPTIONS}))
         engine = make_engine(net, config)  # rejects unknown devices before any work
         for option in ("train_size", "test_size"):
             value = getattr(args, option)
