@@ -104,10 +104,6 @@ def learn_start(spikes) -> str:
     return f"{seen(spikes)}_start"
 
 
-#: the rate model's one-step trace (kept for callers that name it)
-RATE_TRACE = previous(None)
-
-
 def rule_code(lr: str, continual: bool, spikes=None) -> dict:
     """``{event: code}`` of a synapse between two dynamic populations learning at
     the namespace constant ``lr``: the phase rule or the continual rule."""
