@@ -88,6 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     for field, (flag, unit, what) in SPIKING_OPTIONS.items():
         t.add_argument(flag, dest=field, type=float, default=None, metavar=unit,
                        help=f"with --neurons spiking: {what}; unset: the model's SPIKING value")
+    t.add_argument("--shift", type=int, default=None, metavar="PIXELS",
+                   help="translate each training digit by up to PIXELS pixels in each "
+                        "direction, a new draw every epoch (held-out digits stay put); "
+                        "unset: the model's, else 0")
     t.add_argument("--seed", type=seed, default=0)
     t.add_argument("--engine", choices=ENGINES, default="brian",
                    help="brian / torch: EP; numpy: EP reference; rbp: the same network "
@@ -210,6 +214,7 @@ def _stored_options(args) -> str:
 def _prepare_train(args):
     """Validate every argument and load the data; creates nothing."""
     from . import checkpoint, data, io, models, spiking
+    from .augment import check_shift
     from .estimators import Estimator
     from .reference import Relaxation
     from .spec import with_feedback, with_learning_rates
@@ -252,7 +257,9 @@ def _prepare_train(args):
                              bp_loss=args.bp_loss, plasticity=args.plasticity,
                              spiking=spiking.from_options(
                                  args.neurons, model,
-                                 **{k: getattr(args, k) for k in SPIKING_OPTIONS}))
+                                 **{k: getattr(args, k) for k in SPIKING_OPTIONS}),
+                             shift=pick("shift", 0))
+        check_shift(config.shift, net.input.size)
         engine = make_engine(net, config)  # rejects unknown devices before any work
         for option in ("train_size", "test_size"):
             value = getattr(args, option)

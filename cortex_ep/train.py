@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from . import checkpoint, energy, health, io, traces
+from .augment import check_shift, random_shifts
 from .data import Digits, one_hot, stratified_indices
 from .estimators import Estimator
 from .plasticity import RULES, Plasticity
@@ -74,6 +75,9 @@ class TrainConfig:
     spiking : Spiking, optional
         Spiking neurons (:mod:`cortex_ep.spiking`, Brian2 engine only); the run
         then uses their ``dt`` and phase lengths.  None: rate neurons.
+    shift : int
+        Translate every training digit by up to ``shift`` pixels in each
+        direction, a new draw per epoch (:mod:`cortex_ep.augment`); 0: none.
     """
 
     epochs: int = 10
@@ -89,6 +93,7 @@ class TrainConfig:
     bp_loss: str = "cross_entropy"
     plasticity: str = "phase"
     spiking: Spiking | None = None
+    shift: int = 0
 
     def __post_init__(self):
         for name in ("epochs", "batch_size"):
@@ -108,6 +113,7 @@ class TrainConfig:
         if self.spiking is not None and self.engine != "brian":
             raise ValueError(f"spiking neurons run in the Brian2 engine; {self.engine!r} "
                              "has rate neurons only: use --engine brian")
+        check_shift(self.shift)
         if self.target not in TARGETS:
             raise ValueError(f"unknown Brian2 target {self.target!r}; choose one of "
                              f"{', '.join(TARGETS)}")
@@ -232,6 +238,7 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
     if digits.x_train.shape[1] != net.input.size:
         raise ValueError(f"the data has {digits.x_train.shape[1]} pixels per image but "
                          f"population {net.input.name!r} has {net.input.size} units")
+    check_shift(config.shift, net.input.size)
     if on_divergence not in health.ACTIONS:
         raise ValueError(f"on_divergence = {on_divergence!r}; choose one of "
                          f"{', '.join(health.ACTIONS)}")
@@ -271,8 +278,9 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
         start = time.perf_counter()
         order = rng.permutation(len(digits.y_train))
         signs = config.estimator.signs(len(order), rng)
+        x_train = random_shifts(digits.x_train[order], config.shift, rng)
         W, b, train_out, test_out = engine.epoch(
-            W, b, digits.x_train[order], one_hot(digits.y_train[order], net.output.size),
+            W, b, x_train, one_hot(digits.y_train[order], net.output.size),
             signs, config.batch_size, digits.x_test)
         seconds = time.perf_counter() - start
         # a feedforward network can blow up too, but it has no free phase to settle

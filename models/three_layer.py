@@ -8,12 +8,18 @@ steps to settle.  With the full Glorot scale most units start saturated at 0
 or 1 and the output never leaves chance (measured here: 10% after 3 epochs,
 also with the paper's 0.4 / 0.1 / 0.01 and 150 free steps); half the scale
 learns (87% held-out after one epoch with the numpy reference).
+
+The rates were chosen on a validation split of full MNIST (10,000 stratified
+training digits, 2,000 held out of them; 4 epochs at constant rates, 60 free and
+8 nudged steps, half-scale weights): 0.4 / 0.1 / 0.01 (the paper's) reached
+94.0%, 0.2 / 0.1 / 0.02 92.8% (best 93.3%), the earlier 0.1 / 0.05 / 0.02
+91.9% (best 92.4%).
 """
 
 from cortex_ep.spec import layered
 
 SIZES = (784, 500, 500, 10)
-LEARNING_RATES = (0.1, 0.05, 0.02)
+LEARNING_RATES = (0.4, 0.1, 0.01)
 INIT_GAIN = 0.5
 TAU_MS = 10.0
 DT_MS = 5.0

@@ -133,3 +133,39 @@ def test_spiking_quick(tmp_path):
     assert float(dw.sel(pre_time=-10.0, delta_t=0.0)) < 0
     for name in ("spiking_cosine.png", "stdp_window.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_full_mnist_table_groups_seeds(tmp_path):
+    """The results table of recorded runs: seeds grouped, mean ± sd as numpy computes it."""
+    from cortex_ep.data import Digits
+    from cortex_ep.spec import layered
+    from cortex_ep.train import TrainConfig, train
+
+    rng = np.random.default_rng(0)
+    y = np.arange(60) % 4
+    x = np.zeros((60, 16))
+    x[np.arange(60), 4 + y] = 1.0
+    x = np.clip(x + rng.uniform(0, 0.3, x.shape), 0, 1)
+    digits = Digits(x[:40], y[:40], x[40:], y[40:], "synthetic")
+    net = layered([16, 8, 4], [0.2, 0.1], name="tiny_table")
+    finals = {}
+    for shift, seed in ((1, 0), (1, 1), (0, 0)):
+        out = tmp_path / f"shift{shift}_s{seed}"
+        history, _, _ = train(net, digits, TrainConfig(epochs=2, batch_size=5, seed=seed,
+                                                       engine="numpy", shift=shift),
+                              out=out, progress=False)
+        finals.setdefault(shift, []).append(100 * float(history.test_accuracy[-1]))
+    figure = tmp_path / "curves.png"
+    proc = subprocess.run([sys.executable, str(ANALYSES / "full_mnist.py"),
+                           *map(str, sorted(tmp_path.glob("shift*"))), "--figure",
+                           str(figure)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 16-8-4")]
+    assert len(rows) == 2
+    shifted = next(r for r in rows if "| 1 |" in r)
+    mean, sd = np.mean(finals[1]), np.std(finals[1], ddof=1)
+    assert f"{mean:.2f} ± {sd:.2f} %" in shifted and "(seeds 0, 1)" in shifted
+    assert figure.stat().st_size > 10_000
+    bad = subprocess.run([sys.executable, str(ANALYSES / "full_mnist.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "holds a history.nc" in bad.stderr

@@ -91,6 +91,8 @@ BAD_INPUT = [
     (["train", "--neurons", "spiking", "--r-max", "5000"], "spike probability above 1"),
     (["train", "--neurons", "spiking", "--free-ms", "10.3"], "not a whole number of dt"),
     (["train", "--neurons", "lif"], "argument --neurons: invalid choice: 'lif'"),
+    (["train", "--shift", "-1"], "shift = -1: give a whole number of pixels >= 0"),
+    (["train", "--shift", "28"], "the images are 28 pixels wide; give a shift below 28"),
 ]
 
 
@@ -150,6 +152,8 @@ def test_resume_refuses_another_model_and_other_settings(tmp_path, idx_dir, tiny
            "'16-12-10'; a network cannot change in the middle of a run")
     _fails(["train", "--resume", str(run), "--seed", "7"], capsys,
            "written with seed = 0, this run has seed = 7")
+    _fails(["train", "--resume", str(run), "--shift", "1"], capsys,
+           "written with shift = 0, this run has shift = 1")
     _fails(["train", "--resume", str(run), "--lr", "0.5"], capsys,
            "learning rates [0.2, 0.1] differ from this run's [0.5, 0.5]")
     _fails(["train", "--resume", str(run), "--out", str(tmp_path / "elsewhere")], capsys,

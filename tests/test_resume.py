@@ -118,13 +118,14 @@ def test_same_seed_same_history_and_weights(setup, engine, tmp_path):
     xr.testing.assert_identical(runs[0][1], runs[1][1])
 
 
-def test_resume_extends_a_finished_run(setup, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--shift", "1"]])
+def test_resume_extends_a_finished_run(setup, tmp_path, extra):
     root, model, data = setup
-    argv = _argv("numpy", model, data, tmp_path / "once", epochs=2)
+    argv = _argv("numpy", model, data, tmp_path / "once", epochs=2) + extra
     argv[argv.index("--train-size") + 1] = "200"
     assert main(argv) == 0
     in_two = tmp_path / "in_two"
-    argv = _argv("numpy", model, data, in_two, epochs=1)
+    argv = _argv("numpy", model, data, in_two, epochs=1) + extra
     argv[argv.index("--train-size") + 1] = "200"
     assert main(argv) == 0
     assert main(["train", "--resume", str(in_two), "--epochs", "2", "--no-progress"]) == 0
