@@ -11,13 +11,14 @@ recorded epoch to ``--out``; ``--resume DIR`` continues a run.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
 
 from . import __version__
-from .cli_messages import INTERRUPTED, interrupted, plain_text, seed
+from .cli_messages import BROKEN_PIPE, INTERRUPTED, interrupted, plain_text, seed
 
 
 class UsageError(Exception):
@@ -355,30 +356,40 @@ def cmd_train(args) -> int:
     return 0
 
 
+def _dispatch(args, argv) -> int:
+    if args.command == "train" and args.resume is not None:
+        _restore_resumed_options(args, sys.argv[1:] if argv is None else argv)
+    if args.command == "data":
+        from .cli_data import cmd_data
+
+        return cmd_data(args)
+    if args.command == "gradcheck":
+        from .cli_gradcheck import cmd_gradcheck
+
+        return cmd_gradcheck(args)
+    if args.command in ("plot", "info"):
+        from .cli_run import run_command
+
+        return run_command(args)
+    return cmd_train(args)
+
+
 def main(argv=None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "train" and args.resume is not None:
-            _restore_resumed_options(args, sys.argv[1:] if argv is None else argv)
-        if args.command == "data":
-            from .cli_data import cmd_data
-
-            return cmd_data(args)
-        if args.command == "gradcheck":
-            from .cli_gradcheck import cmd_gradcheck
-
-            return cmd_gradcheck(args)
-        if args.command in ("plot", "info"):
-            from .cli_run import run_command
-
-            return run_command(args)
-        return cmd_train(args)
+        status = _dispatch(args, argv)
+        sys.stdout.flush()  # a reader that left shows here, not as a traceback at exit
+        return status
     except UsageError as err:
         parser.exit(2, f"cortex-ep: error: {err}\n")
     except KeyboardInterrupt:  # before training started, or in another command
         print("\ncortex-ep: interrupted; nothing was written", file=sys.stderr)
         return INTERRUPTED
+    except BrokenPipeError:  # `cortex-ep info RUN | head`: the reader left early
+        # flushing stdout at exit would raise again; send what is left nowhere
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return BROKEN_PIPE
 
 
 if __name__ == "__main__":

@@ -33,6 +33,8 @@ def seed(text: str) -> int:
 
 #: exit status after Ctrl-C (128 + SIGINT), as a shell reports it
 INTERRUPTED = 130
+#: exit status when the reader of stdout has gone (128 + SIGPIPE), as ``head`` leaves it
+BROKEN_PIPE = 141
 
 
 def interrupted(out: Path, progress: bool) -> int:

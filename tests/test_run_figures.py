@@ -1,6 +1,8 @@
 """``cortex-ep plot`` and ``cortex-ep info`` on run directories with and without traces."""
 
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -86,6 +88,16 @@ def test_info_prints_settings_epochs_accuracy_and_time(runs, capsys):
     assert "recorded after epochs 0, 2" in text
     assert "  estimator: random-sign" in text and "  batch_size: 5" in text
     assert "--engine numpy" in text
+
+
+def test_info_into_a_closed_pipe_ends_without_a_traceback(runs):
+    """`cortex-ep info RUN | head -1`: the reader leaves early; no traceback, status 141."""
+    proc = subprocess.Popen([sys.executable, "-m", "cortex_ep.cli", "info", str(runs["traced"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the summary is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
 
 
 @pytest.mark.parametrize("command", ["plot", "info"])
