@@ -37,8 +37,8 @@ def test_every_image_is_its_own_translation(max_shift):
 
 def test_hand_example():
     x = np.arange(1.0, 17.0).reshape(1, 16)
-    rng = np.random.default_rng(0)  # draws dy = 1, dx = 0 for one image... checked below
-    dy, dx = np.random.default_rng(0).integers(-1, 2, size=(2, 1))[:, 0]
+    rng = np.random.default_rng(0)
+    dy, dx = np.random.default_rng(0).integers(-1, 2, size=(2, 1))[:, 0]  # what it will draw
     got = random_shifts(x, 1, rng).reshape(4, 4)
     np.testing.assert_array_equal(got, _translate(x.reshape(4, 4), dy, dx))
     assert (dy, dx) != (0, 0)  # the example exercises a real move
