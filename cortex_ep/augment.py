@@ -1,7 +1,7 @@
 """Random translations of the training digits, drawn afresh every epoch.
 
 A network of 500 hidden units learns all 60,000 MNIST training digits (both EP
-and backprop end above 99.9 % training accuracy), so what limits its test
+and backprop end above 99.8 % training accuracy), so what limits its test
 accuracy is generalisation.  Shifting each training digit by a few whole
 pixels, a new draw per epoch, is the classic remedy for fully connected
 networks (Simard, Steinkraus & Platt 2003; LeCun et al. 1998, "distortions").
