@@ -1,15 +1,50 @@
-"""Atomic file output: a reader sees the previous good file or the new one, never half."""
+"""Atomic file output: a reader sees the previous good file or the new one, never half.
+
+A Ctrl-C that comes during a netCDF read or write takes effect when it ends.
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
 import xarray as xr
 
 NETCDF_ENGINE = "netcdf4"
+
+
+_deferring = False
+
+
+@contextmanager
+def interrupts_deferred():
+    """Hold Ctrl-C (SIGINT) until the block ends, then deliver it as it would have been.
+
+    netCDF writers and readers hold locks that a ``KeyboardInterrupt`` raised
+    inside them leaves taken; their own cleanup then waits on that lock
+    forever. Blocks nest (the outermost delivers); outside the main thread,
+    where no handler can be set, the block runs unchanged.
+    """
+    global _deferring
+    previous = signal.getsignal(signal.SIGINT)
+    if (_deferring or previous is None  # None: a handler set outside Python
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    _deferring = True
+    try:
+        yield
+    finally:
+        _deferring = False
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)  # the previous handler decides what it means
 
 
 @contextmanager
@@ -45,7 +80,7 @@ def write_dataset(ds: xr.Dataset, path, compress: bool = False) -> Path:
     encoding = {name: {"zlib": True, "complevel": 1, "shuffle": True}
                 for name, var in ds.data_vars.items()
                 if var.dtype.kind == "f"} if compress else None
-    with atomic_path(path) as tmp:
+    with interrupts_deferred(), atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine=NETCDF_ENGINE, encoding=encoding)
     return Path(path)
 
@@ -65,7 +100,8 @@ def read_dataset(path) -> xr.Dataset:
 
     Times stay plain numbers in ms (``attrs["units"]``), not timedeltas.
     """
-    with xr.open_dataset(path, engine=NETCDF_ENGINE, decode_timedelta=False) as ds:
+    with interrupts_deferred(), xr.open_dataset(path, engine=NETCDF_ENGINE,
+                                                decode_timedelta=False) as ds:
         return ds.load()
 
 

@@ -307,12 +307,14 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
         if epoch in record_epochs:
             _record(net, engine, config, W, b, probe, epoch, out, attrs)
         weights = weights_dataset(net, W, b, attrs)
-        # the checkpoint is the commit point: history and weights files follow it
-        checkpoint.save(out, checkpoint.Checkpoint(epoch, weights, history,
-                                                   rng.bit_generator.state,
-                                                   engine.get_state(), attrs))
-        io.write_dataset(history, Path(out) / "history.nc")
-        io.write_dataset(weights, Path(out) / "weights.nc")
+        # the checkpoint is the commit point: history and weights files follow it,
+        # and a Ctrl-C waits until all three agree
+        with io.interrupts_deferred():
+            checkpoint.save(out, checkpoint.Checkpoint(epoch, weights, history,
+                                                       rng.bit_generator.state,
+                                                       engine.get_state(), attrs))
+            io.write_dataset(history, Path(out) / "history.nc")
+            io.write_dataset(weights, Path(out) / "weights.nc")
     bar.close()
     return history, W, b
 

@@ -206,6 +206,9 @@ class BrianEngine:
     def _build(self, schedule: Schedule, W: dict, b: dict, record: bool) -> dict:
         import brian2 as b2
 
+        # Brian2 (and its standalone binary) would turn Ctrl-C into a quiet early
+        # stop and the epoch would learn from half-relaxed states: here it ends training
+        b2.prefs.core.stop_on_keyboard_interrupt = False
         net, rel, est = self.net, self.relaxation, self.estimator
         symmetric = est.name == "symmetric"
         continual, spikes = self.plasticity.continual, self.spikes
