@@ -88,6 +88,12 @@ def table(groups) -> str:
     return "\n".join(lines)
 
 
+def drawn(groups) -> dict:
+    """The groups the figure shows: complete runs scored on the test set."""
+    return {k: v for k, v in groups.items()
+            if not dict(k)["validation"] and dict(k)["complete"]}
+
+
 def figure(groups, path: Path) -> None:
     """One panel per network: a colour per method, solid with shifts, dashed without."""
     import matplotlib
@@ -95,8 +101,7 @@ def figure(groups, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = {k: v for k, v in groups.items()
-             if not dict(k)["validation"] and dict(k)["complete"]}
+    shown = drawn(groups)
     networks = sorted({dict(k)["network"] for k in shown}, key=len)
     methods = sorted({dict(k)["method"] for k in shown})
     colours = dict(zip(methods, plt.get_cmap("tab10").colors))
@@ -127,7 +132,6 @@ def figure(groups, path: Path) -> None:
                  "the training digits")
     fig.tight_layout()
     io.write_figure(fig, path)
-    plt.close(fig)
 
 
 def main(argv=None):
@@ -140,6 +144,9 @@ def main(argv=None):
     if not groups:
         parser.error("none of the given directories holds a history.nc; give run "
                      "directories written by cortex-ep train")
+    if args.figure is not None and not drawn(groups):
+        parser.error("--figure draws runs that finished all their epochs and were scored "
+                     "on the test set; none of the given runs is one: leave out --figure")
     print(table(groups))
     if args.figure is not None:
         figure(groups, args.figure)

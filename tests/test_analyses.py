@@ -169,3 +169,13 @@ def test_full_mnist_table_groups_seeds(tmp_path):
     bad = subprocess.run([sys.executable, str(ANALYSES / "full_mnist.py"), str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "holds a history.nc" in bad.stderr
+    unfinished = tmp_path / "shift0_s0" / "history.nc"  # as if stopped after 2 of 5 epochs
+    history = io.read_dataset(unfinished)
+    history.attrs["epochs"] = 5
+    io.write_dataset(history, unfinished)
+    nothing_to_draw = tmp_path / "none.png"
+    bad = subprocess.run([sys.executable, str(ANALYSES / "full_mnist.py"),
+                          str(unfinished.parent), "--figure", str(nothing_to_draw)],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "leave out --figure" in bad.stderr, bad.stderr[-2000:]
+    assert not nothing_to_draw.exists()
