@@ -1,6 +1,6 @@
 """Time per training sample: the Brian2 engine against plain batched numpy.
 
-Both integrate the same 784-500-10 EP network (DESIGN.md; 20 free + 4 nudged
+Both integrate the same 784-500-10 EP network (docs/model.rst; 20 free + 4 nudged
 projected Euler steps, random-sign β = 0.5) on the embedded MNIST digits, at
 batch sizes 1, 16 and 64, in one run on this machine.  The Brian2 build (code
 generation and compilation) happens once per schedule length and is reported
@@ -27,14 +27,15 @@ import argparse
 import time
 
 import numpy as np
-
-from cortex_ep import data, energy
-from cortex_ep.brian.engine import TARGETS, BrianEngine, make_schedule
-from cortex_ep.estimators import Estimator
 from cortex_ep.models import load as load_model
-from cortex_ep.plasticity import Plasticity
-from cortex_ep.reference import ReferenceEngine, Relaxation
-from cortex_ep.spec import with_feedback
+
+from cortex_ep import Relaxation, data
+from cortex_ep.engines.brian.engine import TARGETS, BrianEngine, make_schedule
+from cortex_ep.engines.reference import ReferenceEngine
+from cortex_ep.model import energy
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.plasticity import Plasticity
+from cortex_ep.model.spec import with_feedback
 
 
 def time_rules(net, x, d, est, rel, signs, target, batch=20, repeats=3):

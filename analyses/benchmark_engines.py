@@ -13,7 +13,7 @@ same digits on this machine:
 Two training sets: the 4,000 embedded digits, and a full-MNIST-sized set of
 60,000 (``--data DIR`` with the MNIST IDX files, else the embedded digits tiled).
 Epoch times exclude the held-out evaluation.  The twin runs under its CPU
-thread policy (:mod:`cortex_ep.twin.threads`), which the first line prints.
+thread policy (:mod:`cortex_ep.engines.twin.threads`), which the first line prints.
 
 Usage::
 
@@ -26,13 +26,13 @@ import argparse
 import time
 
 import numpy as np
-
-from cortex_ep import data, energy
-from cortex_ep.estimators import Estimator
 from cortex_ep.models import load as load_model
-from cortex_ep.reference import Relaxation
-from cortex_ep.train import TrainConfig, make_engine
-from cortex_ep.twin import threads
+
+from cortex_ep import Relaxation, TrainConfig, data
+from cortex_ep.engines.registry import make_engine
+from cortex_ep.engines.twin import threads
+from cortex_ep.model import energy
+from cortex_ep.model.estimators import Estimator
 
 #: the public Laborieux-Axel/Equilibrium-Propagation code, 784-512-10 (T1 30, T2 10,
 #: batch 50), measured on this machine (issue 3): ms per training sample

@@ -34,13 +34,17 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-
-from cortex_ep import data, io, sweeps
-from cortex_ep.estimators import Estimator
-from cortex_ep.gradcheck import bias_variance, default_betas, loglog_slope
 from cortex_ep.models import load as load_model
-from cortex_ep.reference import Relaxation
-from cortex_ep.train import TrainConfig, params_from_weights, train, weights_dataset
+
+from cortex_ep import Relaxation, data, io, sweeps
+from cortex_ep.gradients.gradcheck import bias_variance, default_betas, loglog_slope
+from cortex_ep.learning.loop import (
+    TrainConfig,
+    params_from_weights,
+    train,
+    weights_dataset,
+)
+from cortex_ep.model.estimators import Estimator
 
 ACTIVATIONS = ("hard_sigmoid", "logistic")
 STATES = ("init", "trained")
@@ -79,7 +83,7 @@ def prepare_weights(out: Path, quick: bool, epochs: int) -> Path:
         config = TrainConfig(epochs=epochs, batch_size=20, engine="torch",
                              estimator=Estimator("random-sign", 0.5),
                              relaxation=Relaxation(20, 4, activation=activation))
-        from cortex_ep import energy
+        from cortex_ep.model import energy
 
         W0, b0 = energy.init_params(net, 0)
         io.write_dataset(weights_dataset(net, W0, b0), weights_dir / f"{activation}_init.nc")

@@ -1,12 +1,12 @@
 """Cortical columns: column activity, free/nudged difference and selectivity during learning.
 
-DESIGN.md question 4.  The 784 → 25 columns × 20 units → 10 network of
-``models/cortical_columns.py`` is trained by EP (its ``TRAINING`` settings:
+How do cortical columns change as the network learns (docs/findings/columns.rst)?
+The 784 → 25 columns × 20 units → 10 network of ``models/cortical_columns.py`` is trained by EP (its ``TRAINING`` settings:
 random-sign β = 0.5, batches of 20, 20 free and 4 nudged Euler steps of 5 ms)
 on the embedded MNIST subset (4,000 train / 1,000 held-out).  Before learning
 (epoch 0) and after every epoch, the free and nudged phases of a fixed probe
 set of held-out digits (stratified over classes) are recorded, and
-:func:`cortex_ep.columns.column_metrics` reduces them, with the weights of
+:func:`cortex_ep.recordings.columns.column_metrics` reduces them, with the weights of
 the same moments, to per-column quantities: activity, the nudged − free rate
 difference over time (EP's local learning signal), the column × digit tuning
 matrix, selectivity index, mutual information (MI) with the digit, alignment
@@ -22,7 +22,7 @@ and epoch), ``columns_difference.png`` (nudged − free difference traces in ms,
 first / middle / last recorded epoch), ``columns_tuning.png`` (tuning and
 similarity matrices, first vs last recorded epoch) and ``columns_learning.png``
 (summary over epochs), and the training run itself in ``<out>/run`` (open it
-with :func:`cortex_ep.results.open_run`).  The full mode also copies the
+with :func:`cortex_ep.recordings.run.open_run`).  The full mode also copies the
 figures to ``docs/figures/``.  Printed: one line per recorded epoch and a few
 sentences computed from the numbers.
 
@@ -47,18 +47,18 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-
-from cortex_ep import columns, data, io
-from cortex_ep.estimators import Estimator
 from cortex_ep.models import load as load_model
-from cortex_ep.reference import Relaxation
-from cortex_ep.results import open_run
-from cortex_ep.train import TrainConfig, make_engine, train
+
+from cortex_ep import Relaxation, TrainConfig, data, io, train
+from cortex_ep.engines.registry import make_engine
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.recordings import columns
+from cortex_ep.recordings.run import open_run
 
 MODEL = "cortical_columns"
 LAYER = "h1"
 OUTPUT = "y"
-BINS = 4            # MI rate bins over each column's range (cortex_ep.columns)
+BINS = 4            # MI rate bins over each column's range (cortex_ep.recordings.columns)
 SHUFFLES = 20       # label permutations for the MI control
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "figures"
 FIGURES = ("columns_selectivity.png", "columns_difference.png", "columns_tuning.png",
@@ -110,7 +110,7 @@ def shuffled_information(traces: xr.Dataset, bins: int, shuffles: int,
     """MI of each column with permuted labels, mean over ``shuffles`` permutations.
 
     Computed on a one-time-step copy of the traces holding only each phase's
-    final rate, which is all :func:`cortex_ep.columns.mutual_information` uses.
+    final rate, which is all :func:`cortex_ep.recordings.columns.mutual_information` uses.
     """
     final = columns.final_rates(traces, LAYER)
     compact = final.expand_dims(time=[0.0], axis=3).to_dataset(name="rate")

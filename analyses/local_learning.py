@@ -54,7 +54,8 @@ COSINE_CHECKS = (("one-sided", 0.01), ("one-sided", 0.5), ("symmetric", 0.001))
 def network(rule: str, feedback: str, model: str = "two_layer"):
     """The model's network with the rule's validated rates and the feedback mode."""
     from cortex_ep.models import load as load_model
-    from cortex_ep.spec import with_feedback, with_learning_rates
+
+    from cortex_ep.model.spec import with_feedback, with_learning_rates
 
     module = load_model(model)
     net = module.network()
@@ -67,7 +68,7 @@ def network(rule: str, feedback: str, model: str = "two_layer"):
 
 def alignment_angle(net, W) -> float:
     """Angle in degrees between the forward and feedback matrices (NaN where tied)."""
-    from cortex_ep import energy
+    from cortex_ep.model import energy
 
     if not net.separate:
         return float("nan")
@@ -79,7 +80,7 @@ def alignment_angle(net, W) -> float:
 
 def gradient_cosines(net, W, b, x, d) -> np.ndarray:
     """Cosine of the one-sided EP update at β = 0.01 to the exact gradient, per PARAMS."""
-    from cortex_ep import gradcheck
+    from cortex_ep.gradients import gradcheck
 
     ds = gradcheck.gradcheck(net, x, d, W, b, [GRADIENT_BETA], ("one-sided",),
                              precision="float64")
@@ -94,10 +95,10 @@ def local_cell(rule: str, feedback: str, seed: int, *, engine: str = "torch",
     epoch (epoch 0 = the initial weights)."""
     import torch
 
-    from cortex_ep import data, results
-    from cortex_ep.estimators import Estimator
-    from cortex_ep.reference import Relaxation
-    from cortex_ep.train import TrainConfig, params_from_weights, train
+    from cortex_ep import Relaxation, data
+    from cortex_ep.learning.loop import TrainConfig, params_from_weights, train
+    from cortex_ep.model.estimators import Estimator
+    from cortex_ep.recordings import run as results
 
     torch.set_num_threads(1)
     net, defaults = network(rule, feedback)
@@ -133,12 +134,12 @@ def local_cell(rule: str, feedback: str, seed: int, *, engine: str = "torch",
 
 def continual_cosine(epochs_before: int, lrs, nudged_steps: int, train_size=None,
                      batch: int = 20) -> xr.Dataset:
-    """The continual check (:mod:`cortex_ep.gradcheck_continual`) after training."""
-    from cortex_ep import data, energy
-    from cortex_ep.estimators import Estimator
-    from cortex_ep.gradcheck_continual import continual_gradcheck
-    from cortex_ep.reference import Relaxation
-    from cortex_ep.train import TrainConfig, train
+    """The continual check (:mod:`cortex_ep.gradients.continual`) after training."""
+    from cortex_ep import Relaxation, data
+    from cortex_ep.gradients.continual import continual_gradcheck
+    from cortex_ep.learning.loop import TrainConfig, train
+    from cortex_ep.model import energy
+    from cortex_ep.model.estimators import Estimator
 
     net, defaults = network("continual", "tied")
     digits = data.load(train_size=train_size, seed=0)

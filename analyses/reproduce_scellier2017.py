@@ -40,12 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cortex_ep import data
-from cortex_ep.checkpoint import FILENAME as CHECKPOINT
-from cortex_ep.estimators import Estimator
-from cortex_ep.reference import Relaxation
-from cortex_ep.spec import layered
-from cortex_ep.train import TrainConfig, train
+from cortex_ep import Relaxation, data
+from cortex_ep.learning.checkpoint import FILENAME as CHECKPOINT
+from cortex_ep.learning.loop import TrainConfig, train
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.spec import layered
 
 #: the authors' hyper-parameters (train_model.py); the paper's reported test error,
 #: in percent, is the range it gives for the three depths

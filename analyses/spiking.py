@@ -3,7 +3,7 @@
 Martin et al. (2021), "EqSpike: spike-driven equilibrium propagation for
 neuromorphic implementations" (arXiv:2010.07859) report 97.6 % on MNIST with
 spiking EP; no code is public.  Here the spiking neurons of
-:mod:`cortex_ep.spiking` (Poisson at ``r_max ρ(s)``, exponential synapses,
+:mod:`cortex_ep.model.neurons` (Poisson at ``r_max ρ(s)``, exponential synapses,
 plasticity from spike traces) run in the Brian2 engine.
 
 1. **Weights.**  The rate network of ``models/two_layer.py`` trained for
@@ -54,10 +54,10 @@ PRE_SPIKE_TIMES = (-10.0, 10.0, 30.0)
 
 def trained_weights(net, digits, epochs: int, seed: int = 0):
     """The rate network trained by the torch twin (the weights every setting shares)."""
-    from cortex_ep.train import TrainConfig, train
+    from cortex_ep.learning.loop import TrainConfig, train
 
     if epochs == 0:
-        from cortex_ep import energy
+        from cortex_ep.model import energy
 
         return energy.init_params(net, seed)
     config = TrainConfig(epochs=epochs, engine="torch", seed=seed)
@@ -83,10 +83,10 @@ RATE_FACTOR = 1e-3
 
 def rate_update(net, W, b, x, d, x_test, y_test, spikes, target, build_root):
     """The rate model's continual update and accuracy with ``spikes``' phase lengths."""
-    from cortex_ep.brian.engine import BrianEngine, make_schedule
-    from cortex_ep.estimators import Estimator
-    from cortex_ep.plasticity import Plasticity
-    from cortex_ep.reference import Relaxation
+    from cortex_ep import Relaxation
+    from cortex_ep.engines.brian.engine import BrianEngine, make_schedule
+    from cortex_ep.model.estimators import Estimator
+    from cortex_ep.model.plasticity import Plasticity
 
     est = Estimator(ESTIMATOR, BETA)
     rel = Relaxation(free_steps=int(round(spikes.free_ms / net.dt)),
@@ -101,10 +101,10 @@ def rate_update(net, W, b, x, d, x_test, y_test, spikes, target, build_root):
 
 def run_setting(net, W, b, x, d, x_test, y_test, spikes, target, build_root):
     """One setting: the continual update over one batch, spikes, time and accuracy."""
-    from cortex_ep.brian.engine import BrianEngine, concat, make_schedule
-    from cortex_ep.estimators import Estimator
-    from cortex_ep.plasticity import Plasticity
-    from cortex_ep.reference import Relaxation
+    from cortex_ep import Relaxation
+    from cortex_ep.engines.brian.engine import BrianEngine, concat, make_schedule
+    from cortex_ep.model.estimators import Estimator
+    from cortex_ep.model.plasticity import Plasticity
 
     est = Estimator(ESTIMATOR, BETA)
     engine = BrianEngine(net, est, Relaxation(), target=target, build_root=build_root,
@@ -126,8 +126,8 @@ def run_setting(net, W, b, x, d, x_test, y_test, spikes, target, build_root):
 def sweep(net, W, b, digits, settings, batch: int, n_test: int, target, build_root,
           log=print) -> xr.Dataset:
     from cortex_ep.data import one_hot, stratified_indices
-    from cortex_ep.spec import with_learning_rates
-    from cortex_ep.spiking import Spiking
+    from cortex_ep.model.neurons import Spiking
+    from cortex_ep.model.spec import with_learning_rates
 
     train, test = (stratified_indices(digits.y_train, batch),
                    stratified_indices(digits.y_test, n_test))
@@ -191,7 +191,7 @@ def stdp_window(spikes, delays_ms, pre_times=PRE_SPIKE_TIMES, learn_ms: float = 
     import brian2 as b2
     from brian2.devices.device import reset_device
 
-    from cortex_ep.brian import equations as eq
+    from cortex_ep.engines.brian import equations as eq
 
     reset_device("runtime")
     b2.prefs.codegen.target = "numpy"
@@ -322,13 +322,13 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, default=Path("runs/spiking"))
     args = parser.parse_args(argv)
     from cortex_ep.data import Digits, load_embedded, stratified_indices
-    from cortex_ep.spiking import Spiking
+    from cortex_ep.model.neurons import Spiking
 
     digits = load_embedded()
     settings = SETTINGS
     target = "cpp_standalone"
     if args.quick:
-        from cortex_ep.spec import layered
+        from cortex_ep.model.spec import layered
 
         net = layered((49, 16, 10), (0.4, 0.05), tau=10.0, dt=5.0, name="quick",
                       init_gain=0.5)

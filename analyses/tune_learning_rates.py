@@ -9,7 +9,7 @@ winner per engine is the highest mean validation accuracy over the last three
 epochs; the script prints the table and the values to put in the model file.
 
 With ``--plasticity continual`` it tunes the continual rule
-(:mod:`cortex_ep.plasticity`) in the torch twin instead, at the validated
+(:mod:`cortex_ep.model.plasticity`) in the torch twin instead, at the validated
 initial scale: the phase rule's rates need not carry over, since a continual
 update changes the weights at every nudged step of every sample.
 
@@ -29,13 +29,12 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-
-from cortex_ep import data, io
-from cortex_ep.estimators import Estimator
 from cortex_ep.models import load as load_model
-from cortex_ep.reference import Relaxation
-from cortex_ep.spec import with_learning_rates
-from cortex_ep.train import TrainConfig, train
+
+from cortex_ep import Relaxation, data, io
+from cortex_ep.learning.loop import TrainConfig, train
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.spec import with_learning_rates
 
 #: engine -> base learning rates (input -> hidden, hidden -> output)
 BASE = {"torch": (0.1, 0.05), "rbp": (0.05, 0.02), "backprop": (0.5, 0.5)}

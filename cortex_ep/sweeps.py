@@ -183,11 +183,11 @@ def training_cell(algorithm: str, seed: int, batch_size: int | None = None,
     import torch
 
     from . import data
-    from .estimators import Estimator
+    from .learning.loop import TrainConfig, train
+    from .model.estimators import Estimator
+    from .model.relaxation import Relaxation
+    from .model.spec import with_learning_rates
     from .models import load as load_model
-    from .reference import Relaxation
-    from .spec import with_learning_rates
-    from .train import TrainConfig, train
 
     torch.set_num_threads(1)
     spec = ALGORITHMS[algorithm]

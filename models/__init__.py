@@ -1,6 +1,6 @@
 """Ready network definitions, importable as ``cortex_ep.models``.
 
-Each module defines ``network()`` returning a :class:`cortex_ep.spec.Network`
+Each module defines ``network()`` returning a :class:`cortex_ep.model.spec.Network`
 and ``TRAINING``, the training settings it was tuned with (``cortex-ep train``
 uses them unless told otherwise).  Run a file to train it::
 
@@ -57,9 +57,9 @@ def build_network(module, *args, **kwargs):
     ValueError
         Naming the model's file and the line where ``network()`` failed (or
         where it is defined, if it returned something else than a
-        :class:`cortex_ep.spec.Network`).
+        :class:`cortex_ep.model.spec.Network`).
     """
-    from cortex_ep.spec import Network
+    from cortex_ep.model.spec import Network
 
     path = Path(getattr(module, "__file__", None) or module.__name__)
     try:

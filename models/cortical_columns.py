@@ -14,7 +14,8 @@ interact only through the input and the output.  Every other setting is
 """
 
 from cortex_ep.models import two_layer
-from cortex_ep.spec import layered
+
+from cortex_ep.model.spec import layered
 
 SIZES = two_layer.SIZES
 COLUMNS = 25                  # 25 columns × 20 units

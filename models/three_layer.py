@@ -16,7 +16,7 @@ training digits, 2,000 held out of them; 4 epochs at constant rates, 60 free and
 91.9% (best 92.4%).
 """
 
-from cortex_ep.spec import layered
+from cortex_ep.model.spec import layered
 
 SIZES = (784, 500, 500, 10)
 LEARNING_RATES = (0.4, 0.1, 0.01)

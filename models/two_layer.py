@@ -13,7 +13,7 @@ were chosen on a validation split of the training digits
 engine learns.  The paper's rates, 0.1 / 0.05, give 92.4% on validation.
 """
 
-from cortex_ep.spec import layered
+from cortex_ep.model.spec import layered
 
 SIZES = (784, 500, 10)
 #: EP (brian, torch, numpy engines): 93.7% on the validation split
@@ -29,7 +29,7 @@ ENGINE_LEARNING_RATES = {"rbp": (0.05, 0.04), "backprop": (2.0, 0.5)}
 CONTINUAL_LEARNING_RATES = (0.4, 0.025)
 TAU_MS = 10.0
 DT_MS = 5.0
-#: spiking neurons (``--neurons spiking``, :mod:`cortex_ep.spiking`): Poisson units at up to
+#: spiking neurons (``--neurons spiking``, :mod:`cortex_ep.model.neurons`): Poisson units at up to
 #: 1 kHz, dt 0.5 ms, 80 ms free and two 40 ms nudged phases.  The spike noise calls for
 #: β = 1, the symmetric estimator (it doubles the signal the traces must resolve) and
 #: cosine annealing of the rates; chosen by trying the settings of the README's spiking

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from cortex_ep import data
-from cortex_ep.spec import layered
+from cortex_ep.model.spec import layered
 
 
 @pytest.fixture

@@ -138,8 +138,8 @@ def test_spiking_quick(tmp_path):
 def test_full_mnist_table_groups_seeds(tmp_path):
     """The results table of recorded runs: seeds grouped, mean ± sd as numpy computes it."""
     from cortex_ep.data import Digits
-    from cortex_ep.spec import layered
-    from cortex_ep.train import TrainConfig, train
+    from cortex_ep.learning.loop import TrainConfig, train
+    from cortex_ep.model.spec import layered
 
     rng = np.random.default_rng(0)
     y = np.arange(60) % 4

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from cortex_ep.augment import check_shift, random_shifts
 from cortex_ep.data import Digits
-from cortex_ep.spec import layered
-from cortex_ep.train import TrainConfig, train
+from cortex_ep.data.augment import check_shift, random_shifts
+from cortex_ep.learning.loop import TrainConfig, train
+from cortex_ep.model.spec import layered
 
 
 def _translate(image, dy, dx):

@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from cortex_ep import data, energy
-from cortex_ep.estimators import Estimator
-from cortex_ep.reference import Relaxation
-from cortex_ep.spec import layered
-from cortex_ep.twin import truth
-from cortex_ep.twin.backprop import FeedforwardEngine, RecurrentBackpropEngine
-from cortex_ep.twin.relax import to_tensors
+from cortex_ep import Relaxation, data
+from cortex_ep.engines.twin import truth
+from cortex_ep.engines.twin.backprop import FeedforwardEngine, RecurrentBackpropEngine
+from cortex_ep.engines.twin.relax import to_tensors
+from cortex_ep.model import energy
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.spec import layered
 
 
 def _problem(sizes, lrs, seed, n, bias):

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from cortex_ep import data, energy, reference
-from cortex_ep.brian.engine import BrianEngine, make_schedule
-from cortex_ep.estimators import Estimator
-from cortex_ep.reference import Relaxation
-from cortex_ep.spec import layered
-from cortex_ep.twin.engine import TorchEngine
+from cortex_ep import Relaxation, data
+from cortex_ep.engines import reference
+from cortex_ep.engines.brian.engine import BrianEngine, make_schedule
+from cortex_ep.engines.twin.engine import TorchEngine
+from cortex_ep.model import energy
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.spec import layered
 
 REL = Relaxation(free_steps=6, nudged_steps=3)
 
@@ -46,7 +47,7 @@ def test_brian_training_equals_numpy_reference(tiny_net, tiny_batch, estimator, 
 
 
 def test_brian_steps_equal_independent_numpy_integration(tiny_net, tiny_batch, tmp_path):
-    """Every recorded Brian2 step equals DESIGN.md's projected Euler step written out."""
+    """Every recorded Brian2 step equals the projected Euler step of the model page (docs/model.rst) written out."""
     x, d, _ = tiny_batch
     W, b = _params(tiny_net)
     est = Estimator("one-sided", 0.7)

@@ -5,14 +5,14 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import make_idx_dir
 
 from cortex_ep import data, io
-from cortex_ep.cli import main
-from conftest import make_idx_dir
+from cortex_ep.cli.main import main
 
 TINY_MODEL = '''
 """A 16-8-10 network for tests."""
-from cortex_ep.spec import layered
+from cortex_ep.model.spec import layered
 
 TRAINING = {"epochs": 2, "batch_size": 5, "free_steps": 15, "nudged_steps": 3}
 

@@ -9,13 +9,14 @@ import time
 from pathlib import Path
 
 import pytest
-
-from cortex_ep import checkpoint, io
-from cortex_ep.cli import _parser, main
 from conftest import make_idx_dir
 
+from cortex_ep import io
+from cortex_ep.cli.main import _parser, main
+from cortex_ep.learning import checkpoint
+
 TINY_MODEL = '''
-from cortex_ep.spec import layered
+from cortex_ep.model.spec import layered
 
 TRAINING = {"epochs": 2, "batch_size": 5, "free_steps": 15, "nudged_steps": 3}
 
@@ -115,13 +116,29 @@ def test_help_texts_are_plain_text():
         assert "``" not in text and not re.search(r":(func|mod|class):`", text), text
 
 
+def test_every_option_names_its_default_once_and_never_none():
+    for parser in _all_parsers(_parser()):
+        for action in parser._actions:
+            if not action.option_strings or action.help is None:
+                continue
+            line = " ".join(parser._get_formatter()._expand_help(action).split())
+            assert "None" not in line, (action.option_strings, line)
+            assert line.count("default") <= 1, (action.option_strings, line)
+
+
+def test_train_help_shows_every_option_with_a_text():
+    train = next(p for p in _all_parsers(_parser()) if p.prog.endswith(" train"))
+    bare = [a.option_strings for a in train._actions if a.option_strings and not a.help]
+    assert not bare, bare
+
+
 def test_the_backprop_baseline_does_not_import_the_training_loop():
     # train.py makes the baseline's engines; the baseline owns its own choices
     root = Path(__file__).resolve().parents[1] / "cortex_ep"
-    tree = ast.parse((root / "twin" / "backprop.py").read_text())
+    tree = ast.parse((root / "engines" / "twin" / "backprop.py").read_text())
     imported = {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert not {m for m in imported if m.endswith("train")}
-    assert "BP_ACTIVATIONS" not in (root / "train.py").read_text()
-    from cortex_ep.twin import backprop, backprop_options
+    assert not {m for m in imported if m.endswith(("train", "loop"))}
+    assert "BP_ACTIVATIONS" not in (root / "learning" / "loop.py").read_text()
+    from cortex_ep.engines.twin import backprop, backprop_options
 
     assert tuple(backprop.FF_ACTIVATIONS) == backprop_options.BP_ACTIVATIONS

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cortex_ep import columns
+from cortex_ep.recordings import columns
 
 LABELS = np.array([0, 1, 2, 0, 1, 2])          # balanced: 3 digits, 2 samples each
 N_COLUMNS, PER_COLUMN = 3, 2

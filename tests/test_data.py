@@ -1,11 +1,11 @@
 """Data: IDX files, the embedded digits, subsets and their checks."""
 import numpy as np
 import pytest
+from conftest import make_idx_dir
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cortex_ep import data
-from conftest import make_idx_dir
 
 
 @pytest.mark.parametrize("gz", [False, True])

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from cortex_ep import energy, reference
-from cortex_ep.spec import layered
+from cortex_ep.engines import reference
+from cortex_ep.model import energy
+from cortex_ep.model.spec import layered
 
 
 def _params(net, seed=3, scale=0.3):

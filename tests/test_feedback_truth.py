@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from cortex_ep import energy
-from cortex_ep.dynamics import relax_to_tolerance, zero_state
-from cortex_ep.spec import layered
-from cortex_ep.twin import truth
+from cortex_ep.engines.twin import truth
+from cortex_ep.model import energy
+from cortex_ep.model.dynamics import relax_to_tolerance, zero_state
+from cortex_ep.model.spec import layered
 
 TOL = 1e-13
 SIZES, LRS = [6, 5, 4, 3], [0.1, 0.2, 0.05]

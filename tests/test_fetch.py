@@ -6,8 +6,9 @@ import zipfile
 import numpy as np
 import pytest
 
-from cortex_ep import data, fetch
-from cortex_ep.cli import main
+from cortex_ep import data
+from cortex_ep.cli.main import main
+from cortex_ep.data import fetch
 
 N_TRAIN, N_TEST = 30, 10
 

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cortex_ep import data, gradcheck
-from cortex_ep.spec import layered
+from cortex_ep import data
+from cortex_ep.gradients import gradcheck
+from cortex_ep.model.spec import layered
 
 
 def _problem(scale=0.3, seed=1):

@@ -2,10 +2,11 @@
 
 import numpy as np
 
-from cortex_ep import energy, reference
-from cortex_ep.estimators import Estimator
-from cortex_ep.reference import Relaxation
-from cortex_ep.spec import layered
+from cortex_ep import Relaxation
+from cortex_ep.engines import reference
+from cortex_ep.model import energy
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.spec import layered
 
 STEPS = 400
 

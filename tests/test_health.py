@@ -4,10 +4,11 @@ checkpoint intact (or warn and go on, when asked)."""
 import numpy as np
 import pytest
 
-from cortex_ep import checkpoint, data, energy, health, io
-from cortex_ep.reference import Relaxation
-from cortex_ep.spec import layered
-from cortex_ep.train import TrainConfig, train
+from cortex_ep import Relaxation, data, io
+from cortex_ep.learning import checkpoint, health
+from cortex_ep.learning.loop import TrainConfig, train
+from cortex_ep.model import energy
+from cortex_ep.model.spec import layered
 
 
 def _digits(n_train=40, n_test=20, pixels=6, seed=0):
@@ -66,7 +67,7 @@ class _BreaksInEpoch:
     """The numpy reference, except that the weights turn NaN in epoch ``bad``."""
 
     def __init__(self, net, config, bad):
-        from cortex_ep.reference import ReferenceEngine
+        from cortex_ep.engines.reference import ReferenceEngine
 
         self.inner = ReferenceEngine(net, config.estimator, config.relaxation, config.seed)
         self.bad, self.count = bad, 0

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cortex_ep import checkpoint, energy, io
+from cortex_ep import Relaxation, io
 from cortex_ep.data import Digits
-from cortex_ep.reference import Relaxation
-from cortex_ep.spec import layered
-from cortex_ep.train import TrainConfig, train
+from cortex_ep.learning import checkpoint
+from cortex_ep.learning.loop import TrainConfig, train
+from cortex_ep.model import energy
+from cortex_ep.model.spec import layered
 
 
 def _ctrl_c():
@@ -124,8 +125,8 @@ def test_ctrl_c_during_a_brian2_run_interrupts_it(tiny_net, tiny_batch, tmp_path
                                                   monkeypatch):
     """Brian2's own handler would mark the run stopped and let it return early."""
     brian2 = pytest.importorskip("brian2")
-    from cortex_ep.brian.engine import BrianEngine, make_schedule
-    from cortex_ep.estimators import Estimator
+    from cortex_ep.engines.brian.engine import BrianEngine, make_schedule
+    from cortex_ep.model.estimators import Estimator
 
     x, d, _ = tiny_batch
     est = Estimator("one-sided", 0.5)

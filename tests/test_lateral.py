@@ -5,16 +5,18 @@ import pytest
 import torch
 import xarray as xr
 
-from cortex_ep import data, energy, gradcheck
-from cortex_ep.brian.engine import BrianEngine
-from cortex_ep.estimators import Estimator
-from cortex_ep.reference import ReferenceEngine, Relaxation
-from cortex_ep.spec import Network, Population, Projection, SpecError, layered
-from cortex_ep.traces import unit_coords
-from cortex_ep.train import params_from_weights, weights_dataset
-from cortex_ep.twin import truth
-from cortex_ep.twin.backprop import FeedforwardEngine, RecurrentBackpropEngine
-from cortex_ep.twin.engine import TorchEngine
+from cortex_ep import Relaxation, data
+from cortex_ep.engines.brian.engine import BrianEngine
+from cortex_ep.engines.reference import ReferenceEngine
+from cortex_ep.engines.twin import truth
+from cortex_ep.engines.twin.backprop import FeedforwardEngine, RecurrentBackpropEngine
+from cortex_ep.engines.twin.engine import TorchEngine
+from cortex_ep.gradients import gradcheck
+from cortex_ep.learning.loop import params_from_weights, weights_dataset
+from cortex_ep.model import energy
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.spec import Network, Population, Projection, SpecError, layered
+from cortex_ep.recordings.traces import unit_coords
 
 
 def _net(lateral_lr=0.2):

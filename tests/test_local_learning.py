@@ -5,15 +5,17 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cortex_ep import data, dynamics, energy, health, reference
-from cortex_ep.brian.engine import BrianEngine, make_schedule
-from cortex_ep.estimators import Estimator
-from cortex_ep.gradcheck_continual import continual_gradcheck
-from cortex_ep.plasticity import Plasticity
-from cortex_ep.reference import ReferenceEngine, Relaxation
-from cortex_ep.spec import SpecError, layered, with_feedback
-from cortex_ep.train import TrainConfig, params_from_weights, weights_dataset
-from cortex_ep.twin.engine import TorchEngine
+from cortex_ep import Relaxation, data
+from cortex_ep.engines.brian.engine import BrianEngine, make_schedule
+from cortex_ep.engines.reference import ReferenceEngine
+from cortex_ep.engines.twin.engine import TorchEngine
+from cortex_ep.gradients.continual import continual_gradcheck
+from cortex_ep.learning import health
+from cortex_ep.learning.loop import TrainConfig, params_from_weights, weights_dataset
+from cortex_ep.model import dynamics, energy
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.plasticity import Plasticity
+from cortex_ep.model.spec import SpecError, layered, with_feedback
 
 REL = Relaxation(free_steps=6, nudged_steps=3)
 
@@ -198,7 +200,7 @@ def test_separate_feedback_learns_by_the_same_rule():
 @pytest.mark.parametrize("estimator", ["one-sided", "symmetric"])
 def test_continual_recordings_carry_each_phase_on(estimator, tmp_path):
     """Continual phases do not restart from s⁰; the symmetric order is free, −β, +β."""
-    from cortex_ep import traces
+    from cortex_ep.recordings import traces
 
     net = _net()
     W, b = _params(net)

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from cortex_ep.lr_schedule import ScheduledEngine, lr_factor, scaled_rates
-from cortex_ep.train import TrainConfig, make_engine
+from cortex_ep import TrainConfig
+from cortex_ep.engines.registry import make_engine
+from cortex_ep.learning.schedule import ScheduledEngine, lr_factor, scaled_rates
 
 
 def test_factors():
@@ -19,7 +20,7 @@ def test_factors():
 def test_scheduled_epochs_equal_engines_built_at_the_scaled_rates(tiny_net, tiny_batch):
     x, d, y = tiny_batch
     config = TrainConfig(epochs=3, batch_size=4, engine="numpy")
-    from cortex_ep import energy
+    from cortex_ep.model import energy
 
     W0, b0 = energy.init_params(tiny_net, 0)
     signs = np.ones(len(x))
@@ -40,7 +41,7 @@ def test_scheduled_epochs_equal_engines_built_at_the_scaled_rates(tiny_net, tiny
 
 def test_brian_scales_its_factor_table_like_rebuilt_rates(tiny_net, tiny_batch):
     """Brian2 is built once: scaling the per-sample factors equals scaling the rates."""
-    from cortex_ep import energy
+    from cortex_ep.model import energy
 
     x, d, _ = tiny_batch
     signs = np.where(np.arange(len(x)) % 2, 1.0, -1.0)

@@ -30,9 +30,10 @@ def test_readme_example_reaches_90_percent(tmp_path, monkeypatch):
 
 
 def test_projection_defaults_are_the_validated_ones():
-    from cortex_ep import Network, Population, Projection
-    from cortex_ep.defaults import INIT_GAIN, default_lr
     from cortex_ep.models import two_layer
+
+    from cortex_ep import Network, Population, Projection
+    from cortex_ep.model.defaults import INIT_GAIN, default_lr
 
     net = Network((Population("x", 784, "input"), Population("h", 500, "hidden"),
                    Population("y", 10, "output")), (Projection("x", "h"), Projection("h", "y")))

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cortex_ep import columns, data, io
-from cortex_ep.estimators import Estimator
-from cortex_ep.reference import ReferenceEngine, Relaxation
-from cortex_ep.results import open_run
-from cortex_ep.spec import layered
-from cortex_ep.train import TrainConfig, record_traces, recording_path, train
+from cortex_ep import Relaxation, data, io
+from cortex_ep.engines.reference import ReferenceEngine
+from cortex_ep.learning.loop import TrainConfig, record_traces, recording_path, train
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.spec import layered
+from cortex_ep.recordings import columns
+from cortex_ep.recordings.run import open_run
 
 
 def _digits():

@@ -10,14 +10,15 @@ import time
 import numpy as np
 import pytest
 import xarray as xr
-
-from cortex_ep import checkpoint, io
-from cortex_ep.cli import main
 from conftest import make_idx_dir
+
+from cortex_ep import io
+from cortex_ep.cli.main import main
+from cortex_ep.learning import checkpoint
 
 TINY_MODEL = '''
 """A 16-8-10 network for the resume tests."""
-from cortex_ep.spec import layered
+from cortex_ep.model.spec import layered
 
 TRAINING = {"epochs": 2, "batch_size": 5, "free_steps": 30, "nudged_steps": 4}
 

@@ -6,15 +6,15 @@ import sys
 
 import numpy as np
 import pytest
-
-from cortex_ep import io
-from cortex_ep.cli import main
-from cortex_ep.results import open_run
-from cortex_ep.run_figures import first_hidden_weights, probe_samples
 from conftest import make_idx_dir
 
+from cortex_ep import io
+from cortex_ep.cli.main import main
+from cortex_ep.recordings.figures import first_hidden_weights, probe_samples
+from cortex_ep.recordings.run import open_run
+
 COLUMN_MODEL = '''
-from cortex_ep.spec import Network, Population, Projection
+from cortex_ep.model.spec import Network, Population, Projection
 
 TRAINING = {"epochs": 2, "batch_size": 5, "free_steps": 20, "nudged_steps": 3}
 

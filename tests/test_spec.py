@@ -1,7 +1,13 @@
 import pytest
 
-from cortex_ep.spec import (Network, Population, Projection, SpecError, layered,
-                            with_learning_rates)
+from cortex_ep.model.spec import (
+    Network,
+    Population,
+    Projection,
+    SpecError,
+    layered,
+    with_learning_rates,
+)
 
 X = Population("x", 4, "input")
 H = Population("h", 3, "hidden")

@@ -4,13 +4,14 @@ and agreement with the rate model's update."""
 import numpy as np
 import pytest
 
-from cortex_ep import data, energy, reference
-from cortex_ep.brian.engine import BrianEngine, make_schedule
-from cortex_ep.estimators import Estimator
-from cortex_ep.plasticity import Plasticity
-from cortex_ep.reference import Relaxation
-from cortex_ep.spec import layered
-from cortex_ep.spiking import Spiking, from_options, neuron_model
+from cortex_ep import Relaxation, data
+from cortex_ep.engines import reference
+from cortex_ep.engines.brian.engine import BrianEngine, make_schedule
+from cortex_ep.model import energy
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.neurons import Spiking, from_options, neuron_model
+from cortex_ep.model.plasticity import Plasticity
+from cortex_ep.model.spec import layered
 
 
 @pytest.fixture
@@ -183,9 +184,9 @@ def test_spiking_parameters_are_checked():
 
 
 def test_spiking_run_records_spikes_that_open_run_loads(tmp_path):
-    """train → traces with spike counts and spike times in DESIGN.md's vocabulary."""
-    from cortex_ep.results import open_run
-    from cortex_ep.train import TrainConfig, train
+    """train → traces with spike counts and spike times in the recordings' vocabulary (cortex_ep.recordings.traces)."""
+    from cortex_ep.learning.loop import TrainConfig, train
+    from cortex_ep.recordings.run import open_run
 
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (30, 16))

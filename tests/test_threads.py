@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cortex_ep.twin import threads
+from cortex_ep.engines.twin import threads
 
 
 def test_small_batches_run_on_one_thread(monkeypatch):

@@ -1,8 +1,9 @@
 import numpy as np
 import xarray as xr
 
-from cortex_ep import io, traces
-from cortex_ep.spec import Network, Population, Projection
+from cortex_ep import io
+from cortex_ep.model.spec import Network, Population, Projection
+from cortex_ep.recordings import traces
 
 
 def _net():

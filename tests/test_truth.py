@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from cortex_ep import energy
-from cortex_ep.dynamics import Relaxed
-from cortex_ep.spec import layered
-from cortex_ep.twin import truth
+from cortex_ep.engines.twin import truth
+from cortex_ep.model import energy
+from cortex_ep.model.dynamics import Relaxed
+from cortex_ep.model.spec import layered
 
 TOL = 1e-14
 
@@ -67,7 +67,7 @@ def test_bptt_of_few_steps_is_the_gradient_of_those_steps():
     g = truth.bptt_gradient(net, x, d, W, b, steps=3)
     eps = 1e-6
     k, idx = "h1_y", (1, 2)
-    from cortex_ep.dynamics import relax, zero_state
+    from cortex_ep.model.dynamics import relax, zero_state
 
     def loss(W_):
         return float(energy.cost(net, relax(net, zero_state(net, x), W_, b, 3), d).mean())

@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from cortex_ep import data, dynamics, energy, reference
-from cortex_ep.brian.engine import BrianEngine
-from cortex_ep.estimators import Estimator
-from cortex_ep.reference import Relaxation
-from cortex_ep.spec import layered
-from cortex_ep.twin import fast
-from cortex_ep.twin.engine import TorchEngine
-from cortex_ep.twin.relax import resolve_device, to_tensors
+from cortex_ep import Relaxation, data
+from cortex_ep.engines import reference
+from cortex_ep.engines.brian.engine import BrianEngine
+from cortex_ep.engines.twin import fast
+from cortex_ep.engines.twin.engine import TorchEngine
+from cortex_ep.engines.twin.relax import resolve_device, to_tensors
+from cortex_ep.model import dynamics, energy
+from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.spec import layered
 
 REL = Relaxation(free_steps=6, nudged_steps=3)
 

@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt
 
 from cortex_ep import Estimator, Network, Population, Projection, Relaxation
 from cortex_ep.data import load
-from cortex_ep.train import TrainConfig, train
+from cortex_ep.learning.loop import TrainConfig, train
 
 net = Network(
     populations=(Population("x", 784, "input"),

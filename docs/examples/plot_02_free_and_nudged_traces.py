@@ -4,7 +4,7 @@ Record and plot the free and nudged phases
 
 With ``record=N`` training records the state of every unit at every Euler
 step of the free and nudged phases of a fixed probe set of N held-out digits,
-after the chosen epochs (0 = before learning). :func:`cortex_ep.results.open_run`
+after the chosen epochs (0 = before learning). :func:`cortex_ep.recordings.run.open_run`
 opens the run directory with every recorded epoch along an ``epoch``
 dimension; times are in ms from the start of each phase.
 """
@@ -17,8 +17,8 @@ import numpy as np
 
 from cortex_ep import Estimator, Relaxation, layered
 from cortex_ep.data import load
-from cortex_ep.results import open_run
-from cortex_ep.train import TrainConfig, train
+from cortex_ep.learning.loop import TrainConfig, train
+from cortex_ep.recordings.run import open_run
 
 net = layered([784, 100, 10], [0.2, 0.05], tau=10.0, dt=5.0, name="traces")
 digits = load(train_size=600, test_size=200, seed=0)

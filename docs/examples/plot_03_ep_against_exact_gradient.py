@@ -13,7 +13,9 @@ symmetric one like β², until units start crossing a kink of the hard sigmoid.
 import matplotlib.pyplot as plt
 import numpy as np
 
-from cortex_ep import data, energy, gradcheck, layered
+from cortex_ep import data, layered
+from cortex_ep.gradients import gradcheck
+from cortex_ep.model import energy
 
 net = layered([784, 50, 10], [0.1, 0.05], tau=10.0, dt=5.0, name="gradcheck")
 W, b = energy.init_params(net, seed=0)

@@ -3,10 +3,10 @@ A column analysis
 =================
 
 A hidden population laid out as cortical columns carries a ``column``
-coordinate in every recording, and :mod:`cortex_ep.columns` reduces recorded
+coordinate in every recording, and :mod:`cortex_ep.recordings.columns` reduces recorded
 traces to per-column quantities. Here 784 → 10 columns × 10 units → 10 is
 trained for 3 epochs with the probe digits recorded before learning and after
-every epoch; :func:`cortex_ep.columns.column_metrics` then gives each column's
+every epoch; :func:`cortex_ep.recordings.columns.column_metrics` then gives each column's
 selectivity for digits and the nudged − free difference (EP's learning
 signal) over time.
 """
@@ -17,10 +17,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from cortex_ep import Estimator, Network, Population, Projection, Relaxation
-from cortex_ep.columns import column_metrics
 from cortex_ep.data import load
-from cortex_ep.results import open_run
-from cortex_ep.train import TrainConfig, train
+from cortex_ep.learning.loop import TrainConfig, train
+from cortex_ep.recordings.columns import column_metrics
+from cortex_ep.recordings.run import open_run
 
 net = Network(
     populations=(Population("x", 784, "input"),
