@@ -7,7 +7,7 @@ generation and compilation) happens once per schedule length and is reported
 separately; per-sample times are whole-epoch times divided by the samples.
 
 With ``--rules`` it times instead, at batch 20 and in one run, the
-plasticity rules and feedback modes of issue 10: the phase rule and the
+plasticity rules and feedback modes: the phase rule and the
 continual rule (updates at every nudged step), each with tied and with
 separate feedback, as ms per training sample and as a ratio to the default
 (phase rule, tied weights).

@@ -12,7 +12,7 @@ learns (87% held-out after one epoch with the numpy reference).
 The rates were chosen on a validation split of full MNIST (10,000 stratified
 training digits, 2,000 held out of them; 4 epochs at constant rates, 60 free and
 8 nudged steps, half-scale weights): 0.4 / 0.1 / 0.01 (the paper's) reached
-94.0%, 0.2 / 0.1 / 0.02 92.8% (best 93.3%), the earlier 0.1 / 0.05 / 0.02
+94.0%, 0.2 / 0.1 / 0.02 92.8% (best 93.3%), and 0.1 / 0.05 / 0.02
 91.9% (best 92.4%).
 """
 

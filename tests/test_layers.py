@@ -19,9 +19,9 @@ SOURCES = {"cortex_ep": ROOT / "cortex_ep", "cortex_ep.models": ROOT / "models"}
 
 
 def layer_order(page: Path = ARCHITECTURE) -> list[str]:
-    """The layers, bottom first, from the numbered list ``N. ``name`` — ...``."""
-    names = re.findall(r"^\d+\. ``([\w.]+)``", page.read_text(), re.M)
-    assert names, f"{page} lists no layers (lines like '1. ``io`` — ...')"
+    """The layers, bottom first, from the numbered list ``N. **name** (...) — ...``."""
+    names = re.findall(r"^\d+\. \*\*([\w.]+)\*\*", page.read_text(), re.M)
+    assert names, f"{page} lists no layers (lines like '1. **io** (...) — ...')"
     return names
 
 

@@ -11,9 +11,8 @@ on a small stratified subset of the embedded MNIST digits.
 
 import matplotlib.pyplot as plt
 
-from cortex_ep import Estimator, Network, Population, Projection, Relaxation
-from cortex_ep.data import load
-from cortex_ep.learning.loop import TrainConfig, train
+from cortex_ep import (Estimator, Network, Population, Projection, Relaxation, TrainConfig,
+                       load_digits, train)
 
 net = Network(
     populations=(Population("x", 784, "input"),
@@ -27,7 +26,7 @@ print(net.describe(), "| populations:", [p.name for p in net.populations])
 
 # %%
 # 600 training and 200 held-out digits, stratified over the ten classes.
-digits = load(train_size=600, test_size=200, seed=0)
+digits = load_digits(train_size=600, test_size=200, seed=0)
 config = TrainConfig(epochs=4, batch_size=20, seed=0, engine="torch",
                      estimator=Estimator("random-sign", 0.5),
                      relaxation=Relaxation(free_steps=20, nudged_steps=4))

@@ -15,13 +15,11 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 
-from cortex_ep import Estimator, Relaxation, layered
-from cortex_ep.data import load
-from cortex_ep.learning.loop import TrainConfig, train
-from cortex_ep.recordings.run import open_run
+from cortex_ep import (Estimator, Relaxation, TrainConfig, layered, load_digits, open_run,
+                       train)
 
 net = layered([784, 100, 10], [0.2, 0.05], tau=10.0, dt=5.0, name="traces")
-digits = load(train_size=600, test_size=200, seed=0)
+digits = load_digits(train_size=600, test_size=200, seed=0)
 config = TrainConfig(epochs=3, engine="torch", estimator=Estimator("one-sided", 0.5),
                      relaxation=Relaxation(free_steps=20, nudged_steps=8))
 out = Path(tempfile.mkdtemp()) / "run"

@@ -16,11 +16,9 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from cortex_ep import Estimator, Network, Population, Projection, Relaxation
-from cortex_ep.data import load
-from cortex_ep.learning.loop import TrainConfig, train
+from cortex_ep import (Estimator, Network, Population, Projection, Relaxation, TrainConfig,
+                       load_digits, open_run, train)
 from cortex_ep.recordings.columns import column_metrics
-from cortex_ep.recordings.run import open_run
 
 net = Network(
     populations=(Population("x", 784, "input"),
@@ -29,7 +27,7 @@ net = Network(
     projections=(Projection("x", "h1", lr=0.2), Projection("h1", "y", lr=0.05)),
     name="columns",
 )
-digits = load(train_size=600, test_size=200, seed=0)
+digits = load_digits(train_size=600, test_size=200, seed=0)
 config = TrainConfig(epochs=3, engine="torch", estimator=Estimator("random-sign", 0.5),
                      relaxation=Relaxation(free_steps=20, nudged_steps=4))
 out = Path(tempfile.mkdtemp()) / "run"

@@ -1,8 +1,8 @@
 """How many CPU threads the torch twin uses: a policy for shared machines.
 
-On this project's 2-core AMD EPYC machine (README, "Speed"), at batch 20 a
+On a 2-core AMD EPYC (the docs' performance page), at batch 20 a
 second thread saves ~15% of an epoch when the machine is idle (0.9 against
-1.05 s on the embedded digits, issue 12), but when other processes want the
+1.05 s on the embedded digits), but when other processes want the
 cores the threads of a step wait for each other, spinning: one competing
 process made 2 threads 4× slower, and on the fully loaded machine an epoch
 took 9.6–68 s with 2 threads against 2.3–3.2 s with one (batch 200: 6.1
