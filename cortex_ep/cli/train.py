@@ -121,7 +121,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
                         "stop (keeping the last good checkpoint) or warn and go on")
     t.add_argument("--settle-tol", type=float, default=None,
                    help="tolerance on max|ds/dt|·τ at the end of the free phase "
-                        "(default 0.1)")
+                        "(default: 0.1)")
     t.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return t
 
