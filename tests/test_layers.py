@@ -183,12 +183,37 @@ def test_a_script_block_is_not_an_import(tmp_path):
     assert violations(sources, ["model", "learning", "cortex_ep"]) == ([], [])
 
 
+@pytest.fixture
+def forget_old_paths():
+    """Each test imports the old paths as if for the first time, and leaves no trace:
+    the stand-in modules and the package attributes they set are undone afterwards."""
+    import sys
+
+    import cortex_ep
+
+    def is_old(name):
+        return cortex_ep._moved.new_path(name) is not None
+
+    before_modules = {n: m for n, m in sys.modules.items() if is_old(n)}
+    before_attrs = dict(vars(cortex_ep))
+    for name in before_modules:
+        del sys.modules[name]
+    yield
+    for name in [n for n in sys.modules if is_old(n)]:
+        del sys.modules[name]
+    sys.modules.update(before_modules)
+    for name in set(vars(cortex_ep)) - set(before_attrs):
+        delattr(cortex_ep, name)
+    for name, value in before_attrs.items():
+        setattr(cortex_ep, name, value)
+
+
 @pytest.mark.parametrize("old, new", [("cortex_ep.train", "cortex_ep.learning.loop"),
                                       ("cortex_ep.results", "cortex_ep.recordings.run"),
                                       ("cortex_ep.spiking", "cortex_ep.model.neurons"),
                                       ("cortex_ep.brian.engine",
                                        "cortex_ep.engines.brian.engine")])
-def test_old_module_paths_still_work_and_name_the_new_one(old, new):
+def test_old_module_paths_still_work_and_name_the_new_one(old, new, forget_old_paths):
     import importlib
     import subprocess
     import sys
@@ -205,7 +230,7 @@ def test_old_module_paths_still_work_and_name_the_new_one(old, new):
     assert dir(old_module) == dir(importlib.import_module(new))
 
 
-def test_the_old_train_module_path_leaves_train_callable(tmp_path):
+def test_the_old_train_module_path_leaves_train_callable(forget_old_paths):
     import warnings
 
     import cortex_ep
