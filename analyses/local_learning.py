@@ -95,8 +95,8 @@ def local_cell(rule: str, feedback: str, seed: int, *, engine: str = "torch",
     epoch (epoch 0 = the initial weights)."""
     import torch
 
-    from cortex_ep import Relaxation, data
-    from cortex_ep.learning.loop import TrainConfig, params_from_weights, train
+    from cortex_ep import Relaxation, TrainConfig, data, train
+    from cortex_ep.learning.weights import params_from_weights
     from cortex_ep.model.estimators import Estimator
     from cortex_ep.recordings import run as results
 

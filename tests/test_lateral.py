@@ -12,7 +12,7 @@ from cortex_ep.engines.twin import truth
 from cortex_ep.engines.twin.backprop import FeedforwardEngine, RecurrentBackpropEngine
 from cortex_ep.engines.twin.engine import TorchEngine
 from cortex_ep.gradients import gradcheck
-from cortex_ep.learning.loop import params_from_weights, weights_dataset
+from cortex_ep.learning.weights import params_from_weights, weights_dataset
 from cortex_ep.model import energy
 from cortex_ep.model.estimators import Estimator
 from cortex_ep.model.spec import Network, Population, Projection, SpecError, layered

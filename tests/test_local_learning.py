@@ -5,13 +5,13 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from cortex_ep import Relaxation, data
+from cortex_ep import Relaxation, TrainConfig, data
 from cortex_ep.engines.brian.engine import BrianEngine, make_schedule
 from cortex_ep.engines.reference import ReferenceEngine
 from cortex_ep.engines.twin.engine import TorchEngine
 from cortex_ep.gradients.continual import continual_gradcheck
 from cortex_ep.learning import health
-from cortex_ep.learning.loop import TrainConfig, params_from_weights, weights_dataset
+from cortex_ep.learning.weights import params_from_weights, weights_dataset
 from cortex_ep.model import dynamics, energy
 from cortex_ep.model.estimators import Estimator
 from cortex_ep.model.plasticity import Plasticity

@@ -60,7 +60,7 @@ def add_gradcheck_parser(sub) -> None:
 def _load_run(run: Path):
     """Network, weights and activation of a training run directory."""
     from .. import io, models
-    from ..learning.loop import params_from_weights
+    from ..learning.weights import params_from_weights
 
     for name in ("history.nc", "weights.nc"):
         if not (run / name).is_file():

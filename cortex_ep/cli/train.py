@@ -21,6 +21,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     from ..engines.brian.targets import DEFAULT_TARGET, TARGETS
     from ..engines.registry import ENGINES
     from ..engines.twin.backprop_options import BP_ACTIVATIONS, BP_LOSSES
+    from ..learning.schedule import SCHEDULES
     from ..model.energy import ACTIVATIONS
     from ..model.estimators import ESTIMATORS
     from ..model.neurons import NEURON_MODELS
@@ -58,7 +59,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, nargs="+", default=None,
                    help="learning rates: one for all projections or one per projection; "
                         "unset: the model's validated rates")
-    t.add_argument("--lr-schedule", choices=("constant", "cosine"), default=None,
+    t.add_argument("--lr-schedule", choices=SCHEDULES, default=None,
                    help="rates over the epochs: constant, or cosine annealing from the "
                         "full rates to near 0 in the last epoch; unset: constant, or the "
                         "model's SPIKING_TRAINING schedule with --neurons spiking")
@@ -177,9 +178,8 @@ def _prepare_train(args):
     from ..engines.registry import ENERGY_ENGINES, make_engine
     from ..learning import checkpoint
     from ..learning.loop import TrainConfig, check_record_epochs, run_attrs
-    from ..model import neurons as spiking
+    from ..model import neurons
     from ..model.estimators import Estimator
-    from ..model.neurons import OPTIONS as SPIKING_OPTIONS
     from ..model.relaxation import Relaxation
     from ..model.spec import with_feedback, with_learning_rates
 
@@ -216,9 +216,9 @@ def _prepare_train(args):
                              engine=args.engine, target=args.target, device=args.device,
                              dtype=args.dtype, bp_activation=args.bp_activation,
                              bp_loss=args.bp_loss, plasticity=args.plasticity,
-                             spiking=spiking.from_options(
+                             spiking=neurons.from_options(
                                  args.neurons, model,
-                                 **{k: getattr(args, k) for k in SPIKING_OPTIONS}),
+                                 **{k: getattr(args, k) for k in neurons.OPTIONS}),
                              shift=pick("shift", 0))
         check_shift(config.shift, net.input.size)
         engine = make_engine(net, config)  # rejects unknown devices before any work

@@ -48,7 +48,7 @@ class Checkpoint:
     Attributes
     ----------
     epoch : int
-    weights : xr.Dataset, as written by :func:`cortex_ep.learning.loop.weights_dataset`
+    weights : xr.Dataset, as written by :func:`cortex_ep.learning.weights.weights_dataset`
     history : xr.Dataset over dim ``epoch`` (``epoch`` rows)
     loop_rng : dict, ``numpy.random.Generator.bit_generator.state``
     engine_state : dict, from the engine's ``get_state()`` (may be empty)

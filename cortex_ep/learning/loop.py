@@ -33,14 +33,12 @@ from ..engines.registry import ENERGY_ENGINES, ENGINES, EP_ENGINES, make_engine
 from ..model import energy
 from ..model.estimators import Estimator
 from ..model.neurons import Spiking
-from ..model.plasticity import RULES, Plasticity
+from ..model.plasticity import Plasticity
 from ..model.relaxation import Relaxation
 from ..model.spec import Network
 from ..recordings import traces
 from . import checkpoint, health
-from .weights import params_from_weights, weights_dataset  # noqa: F401  (re-exported)
-
-PLASTICITY_RULES = RULES
+from .weights import params_from_weights, weights_dataset
 
 
 @dataclass(frozen=True)
