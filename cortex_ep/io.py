@@ -1,18 +1,28 @@
-"""Atomic file output: a reader sees the previous good file or the new one, never half.
+"""File output that loses nothing: atomic files, and one writer per directory.
 
-A Ctrl-C that comes during a netCDF read or write takes effect when it ends.
+A reader sees the previous good file or the new one, never half of one.  A
+Ctrl-C that comes during a netCDF read or write takes effect when it ends.
+A directory that a run writes into is held by one process at a time
+(:func:`exclusive`): a second one is refused at once, with the holder named.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import signal
+import socket
+import sys
 import tempfile
 import threading
+import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import xarray as xr
+if TYPE_CHECKING:  # xarray loads with the first netCDF file: reading digits needs none
+    import xarray as xr
 
 NETCDF_ENGINE = "netcdf4"
 
@@ -100,6 +110,8 @@ def read_dataset(path) -> xr.Dataset:
 
     Times stay plain numbers in ms (``attrs["units"]``), not timedeltas.
     """
+    import xarray as xr
+
     with interrupts_deferred(), xr.open_dataset(path, engine=NETCDF_ENGINE,
                                                 decode_timedelta=False) as ds:
         return ds.load()
@@ -128,3 +140,111 @@ def check_writable_dir(path) -> Path:
         raise ValueError(f"--out {path} cannot be written ({err.strerror} in {probe}); "
                          "choose a directory you can write to") from None
     return path
+
+
+#: the lock file inside a run directory (see :func:`exclusive`)
+LOCK_NAME = ".cortex-ep.lock"
+
+
+class DirectoryInUse(RuntimeError):
+    """Another living process holds the lock; the message names it and the way out."""
+
+
+_held: dict[Path, list] = {}  # lock file -> [descriptor, depth] for this process
+_held_guard = threading.Lock()
+
+
+@contextmanager
+def exclusive(lock_file, subject: str, way_out: str):
+    """Hold ``lock_file`` exclusively for the block, or raise :class:`DirectoryInUse`.
+
+    The lock is the kernel's (``flock``): it dies with its process, so a run
+    killed with ``kill -9`` leaves nothing that blocks the next one.  The file
+    records the holder (pid, command, host, start) for the refusal message and
+    is removed when the block ends.  Within one process the lock is re-entrant,
+    so the command line and the library it calls can both take it.
+
+    Parameters
+    ----------
+    lock_file : path
+        The lock; its directory must exist.
+    subject : str
+        What is locked, as the refusal names it (``"run directory runs/a"``).
+    way_out : str
+        What the refused user can do instead.
+    """
+    path = Path(lock_file).absolute()
+    with _held_guard:
+        entry = _held.get(path)
+        if entry is None:
+            entry = _held[path] = [_acquire(path, subject, way_out), 0]
+        entry[1] += 1
+    try:
+        yield path
+    finally:
+        with _held_guard:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _held[path]
+                # unlinked while still held, so nobody can lock this file and think
+                # they hold the path (_acquire checks that the path is still its file)
+                path.unlink(missing_ok=True)
+                os.close(entry[0])
+
+
+def _acquire(path: Path, subject: str, way_out: str) -> int:
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _holder_text(fd)
+            os.close(fd)
+            raise DirectoryInUse(f"{subject} is in use by {holder}; {way_out}") from None
+        try:
+            current = os.stat(path)
+        except FileNotFoundError:
+            current = None
+        mine = os.fstat(fd)
+        if current is not None and (current.st_ino, current.st_dev) == (mine.st_ino,
+                                                                        mine.st_dev):
+            break
+        os.close(fd)  # its holder removed it as we opened it: take the path anew
+    record = {"pid": os.getpid(), "host": socket.gethostname(),
+              "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]) if sys.argv
+              else "python", "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+    os.ftruncate(fd, 0)
+    os.write(fd, (json.dumps(record) + "\n").encode())
+    return fd
+
+
+def _holder_text(fd: int) -> str:
+    try:
+        record = json.loads(os.pread(fd, 4096, 0).decode())
+        where = "" if record["host"] == socket.gethostname() else f" on {record['host']}"
+        return (f"process {record['pid']}{where} (`{record['command']}`, since "
+                f"{record['since']})")
+    except (OSError, ValueError, KeyError, TypeError):  # it has not written itself yet
+        return "another process"
+
+
+def check_free(lock_file, subject: str, way_out: str) -> None:
+    """Raise :class:`DirectoryInUse` as :func:`exclusive` would if another process holds
+    ``lock_file`` now; creates nothing.
+
+    For a refusal before any work, such as a second run's before it loads its data.
+    """
+    path = Path(lock_file).absolute()
+    with _held_guard:
+        if path in _held:
+            return  # this process: re-entrant
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        raise DirectoryInUse(f"{subject} is in use by {_holder_text(fd)}; {way_out}") from None
+    finally:
+        os.close(fd)  # closing drops a lock taken by this probe

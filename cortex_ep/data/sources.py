@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from .digits import DataError, Digits, stratified_split, subset
-from .fetch import cached_mnist_dir
+from .fetch import load_cache
 from .idx import load_idx_dir
 
 EMBEDDED_TRAIN, EMBEDDED_TEST = 4000, 1000
@@ -66,9 +66,7 @@ def load(data: str | None = None, train_size: int | None = None,
     if data is None or data == "embedded":
         digits = load_embedded()
     elif data == "mnist":
-        digits = load_idx_dir(cached_mnist_dir())
-        digits = Digits(digits.x_train, digits.y_train, digits.x_test, digits.y_test,
-                        source="mnist")
+        digits = load_cache()
     elif str(data).startswith("torchvision:"):
         digits = load_torchvision(str(data).split(":", 1)[1])
     else:

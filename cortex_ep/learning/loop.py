@@ -18,6 +18,7 @@ the same seed sees the same sequence.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from dataclasses import asdict, dataclass, field, replace
@@ -226,71 +227,94 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
         config = replace(config, relaxation=relaxation)
     engine = engine or make_engine(net, config)
     attrs = run_attrs(net, config, digits, extra_attrs)
-    rng = np.random.default_rng(config.seed)
-    W, b = energy.init_params(net, config.seed)
-    torch_seed(config)
-    rows, first = [], 1
-    if resume:
-        ck = checkpoint.load(out)
-        checkpoint.check_compatible(ck, attrs, out)
-        W, b = params_from_weights(net, ck.weights)
-        rng.bit_generator.state = ck.loop_rng
-        engine.set_state(ck.engine_state)
-        rows = [tuple(float(ck.history[n].values[i]) for n in checkpoint.HISTORY_VARS)
-                for i in range(ck.epoch)]
-        first = ck.epoch + 1
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-    probe = _probe(digits, record)
-    if 0 in record_epochs and first == 1:
-        _record(net, engine, config, W, b, probe, 0, out, attrs)
-    history = _history(rows, attrs) if rows else None
-    bar = tqdm(range(first, config.epochs + 1), desc=f"EP {net.describe()}", unit="epoch",
-               disable=not progress, initial=first - 1, total=config.epochs)
-    lrs = " / ".join(f"{p.lr:g}" for p in net.projections)
-    for epoch in bar:
-        start = time.perf_counter()
-        order = rng.permutation(len(digits.y_train))
-        signs = config.estimator.signs(len(order), rng)
-        x_train = random_shifts(digits.x_train[order], config.shift, rng)
-        W, b, train_out, test_out = engine.epoch(
-            W, b, x_train, one_hot(digits.y_train[order], net.output.size),
-            signs, config.batch_size, digits.x_test)
-        seconds = time.perf_counter() - start
-        # a feedforward network can blow up too, but it has no free phase to settle
-        settle_x = digits.x_test[:PROBE_SETTLE] if config.engine in ENERGY_ENGINES else None
-        problem = health.check_epoch(
-            net, W, b, (train_out, test_out), epoch, settle_x, config.relaxation.free_steps,
-            config.relaxation.activation, lrs, config.estimator.beta, settle_tol)
-        if problem is not None:
-            kept = (f"the checkpoint of epoch {epoch - 1} in {out} is intact"
-                    if out is not None and epoch > 1 else "no epoch was saved")
-            if on_divergence == "stop":
-                raise health.DivergenceError(f"{problem}. Training stopped; {kept}. "
-                                             "(--on-divergence warn goes on instead.)")
-            warnings.warn(f"{problem}; going on (--on-divergence warn)", RuntimeWarning,
-                          stacklevel=2)
-        train_loss, train_acc = _metrics(net, train_out, digits.y_train[order])
-        test_loss, test_acc = _metrics(net, test_out, digits.y_test)
-        rows.append((train_loss, train_acc, test_loss, test_acc, seconds))
-        bar.set_postfix(train=f"{train_acc:.3f}", test=f"{test_acc:.3f}",
-                        s=f"{seconds:.1f}")
-        history = _history(rows, attrs)
-        if out is None:
-            continue
-        if epoch in record_epochs:
-            _record(net, engine, config, W, b, probe, epoch, out, attrs)
-        weights = weights_dataset(net, W, b, attrs)
-        # the checkpoint is the commit point: history and weights files follow it,
-        # and a Ctrl-C waits until all three agree
-        with io.interrupts_deferred():
-            checkpoint.save(out, checkpoint.Checkpoint(epoch, weights, history,
-                                                       rng.bit_generator.state,
-                                                       engine.get_state(), attrs))
-            io.write_dataset(history, Path(out) / "history.nc")
-            io.write_dataset(weights, Path(out) / "weights.nc")
-    bar.close()
-    return history, W, b
+    # one writer per run directory, from its checkpoint's reading to the last file
+    with hold_run_directory(out) if out is not None else contextlib.nullcontext():
+        rng = np.random.default_rng(config.seed)
+        W, b = energy.init_params(net, config.seed)
+        torch_seed(config)
+        rows, first = [], 1
+        if resume:
+            ck = checkpoint.load(out)
+            checkpoint.check_compatible(ck, attrs, out)
+            W, b = params_from_weights(net, ck.weights)
+            rng.bit_generator.state = ck.loop_rng
+            engine.set_state(ck.engine_state)
+            rows = [tuple(float(ck.history[n].values[i]) for n in checkpoint.HISTORY_VARS)
+                    for i in range(ck.epoch)]
+            first = ck.epoch + 1
+        probe = _probe(digits, record)
+        if 0 in record_epochs and first == 1:
+            _record(net, engine, config, W, b, probe, 0, out, attrs)
+        history = _history(rows, attrs) if rows else None
+        bar = tqdm(range(first, config.epochs + 1), desc=f"EP {net.describe()}", unit="epoch",
+                   disable=not progress, initial=first - 1, total=config.epochs)
+        lrs = " / ".join(f"{p.lr:g}" for p in net.projections)
+        for epoch in bar:
+            start = time.perf_counter()
+            order = rng.permutation(len(digits.y_train))
+            signs = config.estimator.signs(len(order), rng)
+            x_train = random_shifts(digits.x_train[order], config.shift, rng)
+            W, b, train_out, test_out = engine.epoch(
+                W, b, x_train, one_hot(digits.y_train[order], net.output.size),
+                signs, config.batch_size, digits.x_test)
+            seconds = time.perf_counter() - start
+            # a feedforward network can blow up too, but it has no free phase to settle
+            settle_x = digits.x_test[:PROBE_SETTLE] if config.engine in ENERGY_ENGINES else None
+            problem = health.check_epoch(
+                net, W, b, (train_out, test_out), epoch, settle_x, config.relaxation.free_steps,
+                config.relaxation.activation, lrs, config.estimator.beta, settle_tol)
+            if problem is not None:
+                kept = (f"the checkpoint of epoch {epoch - 1} in {out} is intact"
+                        if out is not None and epoch > 1 else "no epoch was saved")
+                if on_divergence == "stop":
+                    raise health.DivergenceError(f"{problem}. Training stopped; {kept}. "
+                                                 "(--on-divergence warn goes on instead.)")
+                warnings.warn(f"{problem}; going on (--on-divergence warn)", RuntimeWarning,
+                              stacklevel=2)
+            train_loss, train_acc = _metrics(net, train_out, digits.y_train[order])
+            test_loss, test_acc = _metrics(net, test_out, digits.y_test)
+            rows.append((train_loss, train_acc, test_loss, test_acc, seconds))
+            bar.set_postfix(train=f"{train_acc:.3f}", test=f"{test_acc:.3f}",
+                            s=f"{seconds:.1f}")
+            history = _history(rows, attrs)
+            if out is None:
+                continue
+            if epoch in record_epochs:
+                _record(net, engine, config, W, b, probe, epoch, out, attrs)
+            weights = weights_dataset(net, W, b, attrs)
+            # the checkpoint is the commit point: history and weights files follow it,
+            # and a Ctrl-C waits until all three agree
+            with io.interrupts_deferred():
+                checkpoint.save(out, checkpoint.Checkpoint(epoch, weights, history,
+                                                           rng.bit_generator.state,
+                                                           engine.get_state(), attrs))
+                io.write_dataset(history, Path(out) / "history.nc")
+                io.write_dataset(weights, Path(out) / "weights.nc")
+        bar.close()
+        return history, W, b
+
+
+#: what a run refused a directory that another run holds can do
+RUN_IN_USE = ("wait for that run to end, or stop it (its last checkpoint stays); to train "
+              "beside it, choose another --out")
+
+
+def run_lock(out) -> Path:
+    """The lock file of run directory ``out``."""
+    return Path(out) / io.LOCK_NAME
+
+
+def hold_run_directory(out):
+    """Context manager: create ``out`` if needed and hold it as its only writer, or
+    raise :class:`~cortex_ep.io.DirectoryInUse` naming the process that holds it."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return io.exclusive(run_lock(out), f"run directory {out}", RUN_IN_USE)
+
+
+def check_run_directory_free(out) -> None:
+    """Raise :class:`~cortex_ep.io.DirectoryInUse` if another process holds ``out``;
+    creates nothing."""
+    io.check_free(run_lock(out), f"run directory {out}", RUN_IN_USE)
 
 
 #: held-out digits whose free phase is checked for settling after every epoch
