@@ -78,6 +78,24 @@ sys.exit(main(sys.argv[6:]))
 '''
 
 
+@pytest.fixture(autouse=True)
+def no_process_left(monkeypatch):
+    """Kill every process a test started, even when the test fails half-way."""
+    started = []
+    popen = subprocess.Popen
+
+    def tracked(*args, **kwargs):
+        started.append(popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(subprocess, "Popen", tracked)
+    yield
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
 class Paused:
     """A ``cortex-ep`` process stopped inside ``module.function`` until :meth:`go`."""
 
@@ -226,7 +244,10 @@ ready, go, cell_dir = map(Path, sys.argv[1:4])
 
 def cell(a):
     ready.touch()
+    deadline = time.monotonic() + 300
     while not go.exists():
+        if time.monotonic() > deadline:
+            raise SystemExit("the test never said go")
         time.sleep(0.02)
     return xr.Dataset({"y": a * a})
 
