@@ -208,14 +208,15 @@ def training_cell(algorithm: str, seed: int, batch_size: int | None = None,
     from .model.relaxation import Relaxation
     from .model.spec import with_learning_rates
     from .models import load as load_model
+    from .models import tuned_learning_rates
 
     torch.set_num_threads(1)
     spec = ALGORITHMS[algorithm]
     module = load_model(model)
     defaults = module.TRAINING
     net = module.network()
-    lrs = getattr(module, "ENGINE_LEARNING_RATES", {}).get(
-        spec["engine"], [p.lr for p in net.projections])
+    lrs = (tuned_learning_rates(module, spec["engine"], beta=defaults["beta"])
+           or [p.lr for p in net.projections])
     net = with_learning_rates(net, [lr * rate for rate in lrs])
     config = TrainConfig(epochs=epochs, batch_size=batch_size or defaults["batch_size"],
                          seed=seed, estimator=Estimator(spec["estimator"], defaults["beta"]),

@@ -49,6 +49,27 @@ def load(name: str):
     return module
 
 
+def tuned_learning_rates(module, engine: str, plasticity: str = "phase",
+                         neurons: str = "rate", beta: float | None = None):
+    """The rates a model validated for this way of training, or None for the
+    network's own (``LEARNING_RATES``, EP with the phase rule at the model's β).
+
+    In order: the engine's (``ENGINE_LEARNING_RATES``: recurrent and feedforward
+    backprop), the continual rule's (``CONTINUAL_LEARNING_RATES``), spiking
+    neurons' (``SPIKING_LEARNING_RATES``), and for EP with rate units and
+    ``|beta| <= SMALL_BETA`` the small-β rates (``SMALL_BETA_LEARNING_RATES``).
+    """
+    rates = getattr(module, "ENGINE_LEARNING_RATES", {}).get(engine)
+    if plasticity == "continual":
+        rates = getattr(module, "CONTINUAL_LEARNING_RATES", rates)
+    if neurons != "rate":
+        return getattr(module, "SPIKING_LEARNING_RATES", rates)
+    if (rates is None and beta is not None
+            and abs(beta) <= getattr(module, "SMALL_BETA", float("-inf"))):
+        rates = getattr(module, "SMALL_BETA_LEARNING_RATES", None)
+    return rates
+
+
 def build_network(module, *args, **kwargs):
     """Call a model module's ``network()`` and check that it returns a ``Network``.
 

@@ -179,3 +179,29 @@ def test_full_mnist_table_groups_seeds(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "leave out --figure" in bad.stderr, bad.stderr[-2000:]
     assert not nothing_to_draw.exists()
+
+
+def test_dead_units_quick(tmp_path):
+    text = _run("dead_units.py", tmp_path)
+    assert "(dead output units / classes never predicted)" in text
+    ds = io.read_dataset(tmp_path / "dead_units_small_beta.nc")
+    assert ds.test_accuracy.dims == ("setting", "estimator", "seed", "epoch")
+    assert list(ds.setting.values) == ["validated rates", "small-β rates"]
+    assert ds.dead_outputs.dims == ("setting", "estimator", "seed")
+    assert ((ds.dead_outputs >= 0) & (ds.dead_outputs <= 10)).all()
+    # the two rate settings are different runs
+    assert not np.allclose(ds.test_loss.sel(setting="validated rates"),
+                           ds.test_loss.sel(setting="small-β rates"))
+    assert io.read_dataset(tmp_path / "dead_units_defaults.nc").sizes["model"] == 1
+    assert (tmp_path / "dead_units.png").stat().st_size > 10_000
+    # a recorded run: its dead units counted from its weights
+    run = tmp_path / "run"
+    from cortex_ep.cli.main import main
+
+    assert main(["train", "--engine", "torch", "--train-size", "40", "--test-size", "20",
+                 "--epochs", "1", "--out", str(run), "--no-progress",
+                 "--on-divergence", "warn"]) == 0
+    proc = subprocess.run([sys.executable, str(ANALYSES / "dead_units.py"), "--runs",
+                           str(run)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "dead output units in all 1 runs:" in proc.stdout

@@ -195,27 +195,24 @@ def _prepare_train(args):
         model = models.load(args.model)
         defaults = dict(getattr(model, "TRAINING", {}))
         net = models.build_network(model)
-        tuned = getattr(model, "ENGINE_LEARNING_RATES", {}).get(args.engine)
         if args.neurons == "spiking":
             defaults.update(getattr(model, "SPIKING_TRAINING", {}))
         if args.plasticity is None:
             args.plasticity = defaults.get("plasticity", "phase")
         if args.lr_schedule is None:
             args.lr_schedule = defaults.get("lr_schedule", "constant")
-        if args.plasticity == "continual":
-            # the continual rule has rates of its own, validated like the others
-            tuned = getattr(model, "CONTINUAL_LEARNING_RATES", tuned)
-        if args.neurons == "spiking":  # spiking neurons have rates of their own too
-            tuned = getattr(model, "SPIKING_LEARNING_RATES", tuned)
-        if args.lr is not None or tuned is not None:
-            net = with_learning_rates(net, args.lr if args.lr is not None else tuned)
-        if args.feedback is not None:
-            net = with_feedback(net, args.feedback, args.feedback_init)
 
         def pick(name, fallback):
             value = getattr(args, name)
             return value if value is not None else defaults.get(name, fallback)
 
+        # each way of training (engine, rule, neurons, small β) has its validated rates
+        tuned = models.tuned_learning_rates(model, args.engine, args.plasticity,
+                                            args.neurons, pick("beta", 0.5))
+        if args.lr is not None or tuned is not None:
+            net = with_learning_rates(net, args.lr if args.lr is not None else tuned)
+        if args.feedback is not None:
+            net = with_feedback(net, args.feedback, args.feedback_init)
         estimator = Estimator(pick("estimator", "random-sign"), pick("beta", 0.5))
         relaxation = Relaxation(pick("free_steps", 20), pick("nudged_steps", 4), args.noise,
                                 args.activation)

@@ -249,6 +249,7 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
         bar = tqdm(range(first, config.epochs + 1), desc=f"EP {net.describe()}", unit="epoch",
                    disable=not progress, initial=first - 1, total=config.epochs)
         lrs = " / ".join(f"{p.lr:g}" for p in net.projections)
+        dead_units = health.DeadUnitWatch()
         for epoch in bar:
             start = time.perf_counter()
             order = rng.permutation(len(digits.y_train))
@@ -262,7 +263,8 @@ def train(net: Network, digits: Digits, config: TrainConfig, out: Path | None = 
             settle_x = digits.x_test[:PROBE_SETTLE] if config.engine in ENERGY_ENGINES else None
             problem = health.check_epoch(
                 net, W, b, (train_out, test_out), epoch, settle_x, config.relaxation.free_steps,
-                config.relaxation.activation, lrs, config.estimator.beta, settle_tol)
+                config.relaxation.activation, lrs, config.estimator.beta, settle_tol,
+                held_out=test_out, watch=dead_units)
             if problem is not None:
                 kept = (f"the checkpoint of epoch {epoch - 1} in {out} is intact"
                         if out is not None and epoch > 1 else "no epoch was saved")
