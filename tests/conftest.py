@@ -33,3 +33,27 @@ def make_idx_dir(path, n_train=40, n_test=20, seed=0, gz=False, pixels=16):
         data.write_idx(path / f"{split}-images-idx3-ubyte{suffix}", images.astype(np.uint8))
         data.write_idx(path / f"{split}-labels-idx1-ubyte{suffix}", labels.astype(np.uint8))
     return path
+
+
+#: a 16-pixel model small enough to train in a second (numpy engine, tiny IDX data)
+TINY16_MODEL = '''
+from cortex_ep.model.spec import layered
+
+TRAINING = {"epochs": 2, "batch_size": 5, "free_steps": 10, "nudged_steps": 2}
+
+
+def network():
+    return layered([16, 8, 10], (0.2, 0.1), name="tiny16")
+'''
+
+
+def refused(argv, capsys) -> str:
+    """Run ``cortex-ep argv``: it must exit 2 with one line and no traceback."""
+    from cortex_ep.cli.main import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err

@@ -7,38 +7,18 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import make_idx_dir
+from conftest import TINY16_MODEL, make_idx_dir, refused
 
 from cortex_ep import data
 from cortex_ep.cli.main import main
 from cortex_ep.data import fetch
 
-TINY_MODEL = '''
-from cortex_ep.model.spec import layered
-
-TRAINING = {"epochs": 1, "batch_size": 5, "free_steps": 10, "nudged_steps": 2}
-
-
-def network():
-    return layered([16, 8, 10], (0.2, 0.1), name="tiny16")
-'''
-
 
 @pytest.fixture
 def tiny_model(tmp_path):
     path = tmp_path / "tiny16.py"
-    path.write_text(TINY_MODEL)
+    path.write_text(TINY16_MODEL)
     return str(path)
-
-
-def _refused(argv, capsys) -> str:
-    """Run ``cortex-ep argv``; it must exit 2 with one line and no traceback."""
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
 
 
 def _damage(path, how: str) -> None:
@@ -67,7 +47,7 @@ def test_a_damaged_gzip_idx_file_names_the_file_and_the_fix(tmp_path, tiny_model
     with pytest.raises(data.DataError, match=str(damaged)):
         data.read_idx(damaged)
     out = tmp_path / "run"
-    err = _refused(["train", "--model", tiny_model, "--data", str(idx_dir), "--engine",
+    err = refused(["train", "--model", tiny_model, "--data", str(idx_dir), "--engine",
                     "numpy", "--out", str(out), "--no-progress"], capsys)
     assert str(damaged) in err and says in err
     assert not out.exists()
@@ -124,7 +104,7 @@ def test_a_cache_file_with_a_wrong_hash_names_the_file_and_the_repair(cache, tmp
                              r"`cortex-ep data fetch mnist --force`"):
         data.load("mnist")
     out = tmp_path / "run"
-    err = _refused(["train", "--engine", "numpy", "--data", "mnist", "--epochs", "1",
+    err = refused(["train", "--engine", "numpy", "--data", "mnist", "--epochs", "1",
                     "--out", str(out), "--no-progress"], capsys)
     assert "train-labels-idx1-ubyte.gz is damaged" in err
     assert "cortex-ep data fetch mnist --force" in err and not out.exists()

