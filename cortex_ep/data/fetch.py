@@ -142,9 +142,7 @@ def load_cache(path=None) -> Digits:
     for key, stem in IDX_FILES.items():
         raw = _checked_bytes(directory, f"{stem}.gz", manifest)
         arrays[key] = parse_idx(raw, directory / f"{stem}.gz", fix=REPAIR)
-    digits = digits_from_idx(arrays, directory)
-    return Digits(digits.x_train, digits.y_train, digits.x_test, digits.y_test,
-                  source="mnist")
+    return digits_from_idx(arrays, directory, source="mnist")
 
 
 def sha256(path) -> str:

@@ -101,9 +101,10 @@ def load_idx_dir(directory) -> Digits:
     return digits_from_idx(arrays, directory)
 
 
-def digits_from_idx(arrays: dict, directory) -> Digits:
+def digits_from_idx(arrays: dict, directory, source: str | None = None) -> Digits:
     """:class:`Digits` from the four IDX arrays (keys of :data:`IDX_FILES`) of
-    ``directory``; :class:`DataError` if they do not fit together."""
+    ``directory`` (``source``: the name they go by, default the directory);
+    :class:`DataError` if they do not fit together."""
     out = {}
     for split in ("train", "test"):
         images, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
@@ -117,4 +118,4 @@ def digits_from_idx(arrays: dict, directory) -> Digits:
         # 8-bit files hold 0..255 intensities; float files are taken as they are
         out[f"x_{split}"] = flat / 255.0 if images.dtype == np.uint8 else flat
         out[f"y_{split}"] = labels.astype(np.int64)
-    return Digits(**out, source=str(directory))
+    return Digits(**out, source=source or str(directory))
