@@ -138,8 +138,9 @@ def dead_outputs(states, fraction: float = PINNED_FRACTION) -> tuple[np.ndarray,
 
 
 def unmovable(net, W, b, probe, units, bound: int, beta: float, activation: str):
-    """Those of ``units`` (on ``bound`` 0 or 1) that a nudge toward the other bound
-    cannot move off it on any probe digit."""
+    """Those of ``units`` (on ``bound`` 0 or 1) that a nudge of strength ``|beta|``
+    toward the other bound cannot move off it on at least
+    :data:`OUT_OF_REACH_FRACTION` of the ``probe`` digits (free-phase states)."""
     if len(units) == 0:
         return units
     y = net.output.name
@@ -239,7 +240,7 @@ def check_dead_units(net, W: dict, b: dict, held_out, probe: dict, epoch: int, l
                        f"{len(never)} of the {pop.size} units of hidden population "
                        f"{pop.name} ({100 * len(never) / pop.size:.0f}%) never leave 0 on "
                        f"the {len(probe[pop.name])} probe digits (units {_units(never)})"
-                       f"{' after this epoch and the one before' if watch else ''}: "
+                       f"{' after this epoch and the one before' if watch is not None else ''}: "
                        "they pass nothing on and EP's update cannot revive them. Likely "
                        f"fixes: smaller learning rates (now {lrs}) or a larger β; start the "
                        "run again with one of them")
