@@ -270,7 +270,7 @@ def _prepare_train(args):
 
             engine = ScheduledEngine(net, config, args.lr_schedule,
                                      ck.epoch if args.resume is not None else 0)
-        _finished_epochs(args, out)
+        _refuse_overwrite(args, out)
     except UsageError:
         raise
     except (ValueError, io.DirectoryInUse) as err:  # SpecError, DataError and
@@ -278,20 +278,21 @@ def _prepare_train(args):
     return model, net, config, digits, out, engine, attrs
 
 
-def _finished_epochs(args, out: Path) -> int:
-    """Epochs the run in ``out`` has finished (0 for a new run); :class:`UsageError`
-    if a new run would write over one."""
+def _refuse_overwrite(args, out: Path) -> None:
+    """:class:`UsageError` if a new run would write over the run in ``out``."""
     from ..learning import checkpoint
 
-    if args.resume is not None:
-        try:
-            return checkpoint.load(out).epoch
-        except checkpoint.CheckpointError as err:
-            raise UsageError(str(err)) from None
-    if (out / checkpoint.FILENAME).exists():
+    if args.resume is None and (out / checkpoint.FILENAME).exists():
         raise UsageError(f"--out {out} already holds a run (its {checkpoint.FILENAME}); "
                          f"continue it with --resume {out}, or choose a new --out")
-    return 0
+
+
+def _checkpoint_stamp(out: Path):
+    """When the checkpoint in ``out`` was last written (None if there is none)."""
+    from ..learning import checkpoint
+
+    path = out / checkpoint.FILENAME
+    return path.stat().st_mtime_ns if path.exists() else None
 
 
 def cmd_train(args) -> int:
@@ -300,11 +301,12 @@ def cmd_train(args) -> int:
     from ..learning.loop import hold_run_directory, train
 
     model, net, config, digits, out, engine, attrs = _prepare_train(args)
-    prepared = _finished_epochs(args, out)
+    prepared = _checkpoint_stamp(out)
     created = not out.exists()
     try:
         with hold_run_directory(out):  # held until the last file is written
-            if _finished_epochs(args, out) != prepared:
+            _refuse_overwrite(args, out)
+            if _checkpoint_stamp(out) != prepared:  # what was checked is what runs on
                 raise UsageError(f"the run in {out} went on while this command was "
                                  "starting; run the command again")
             history, _, _ = train(net, digits, config, out=out, record=args.record,
