@@ -6,6 +6,13 @@ batch sizes 1, 16 and 64, in one run on this machine.  The Brian2 build (code
 generation and compilation) happens once per schedule length and is reported
 separately; per-sample times are whole-epoch times divided by the samples.
 
+With ``--neurons`` it times, at batch 20 and in one run, the spiking neuron
+models at the same phase lengths (``IF`` of ``models/two_layer.py``, symmetric
+β = 1): Poisson and integrate-and-fire units under the phase rule reading
+spike counts and spike traces, and under the continual rule, as ms per
+training sample and as a ratio to Poisson units with the same rule and
+read-out.
+
 With ``--rules`` it times instead, at batch 20 and in one run, the
 plasticity rules and feedback modes: the phase rule and the
 continual rule (updates at every nudged step), each with tied and with
@@ -15,7 +22,7 @@ separate feedback, as ms per training sample and as a ratio to the default
 Usage::
 
     python analyses/benchmark_brian.py [--samples 4000] [--batches 1 16 64]
-                                       [--target cpp_standalone] [--rules]
+                                       [--target cpp_standalone] [--rules | --neurons]
 
 To compare with numpy at full speed, unset OPENBLAS_CORETYPE and
 OPENBLAS_L2_SIZE for this command (they pin an older BLAS kernel here).
@@ -38,6 +45,43 @@ from cortex_ep.model.plasticity import Plasticity
 from cortex_ep.model.spec import with_feedback
 
 
+def best_time(engine, schedule, W, b, repeats):
+    """Seconds of the first run (the build) and the best ms per sample of ``repeats`` more."""
+    start = time.perf_counter()
+    engine.run(schedule, W, b)
+    build = time.perf_counter() - start
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        engine.run(schedule, W, b)
+        times.append((time.perf_counter() - start) / schedule.n * 1e3)
+    return build, min(times)
+
+
+def time_neurons(net, x, d, target, batch=20, repeats=3):
+    """Brian2 ms per training sample of Poisson and integrate-and-fire units, same phases."""
+    from cortex_ep.model.neurons import neuron_model
+
+    phases = load_model("two_layer").IF
+    est = Estimator("symmetric", 1.0)
+    W, b = energy.init_params(net, 0)
+    schedule = make_schedule(x, d, est, batch_size=batch)
+    print(f"784-500-10, {len(x)} samples, batch {batch}, symmetric β = 1, phases {phases}, "
+          f"Brian2 target {target}; best of {repeats} runs after the build")
+    print(f"{'rule':>10} {'read-out':>9} {'neurons':>8} {'build s':>8} {'ms/sample':>10} "
+          f"{'x Poisson':>10}")
+    for rule, readout in (("phase", "count"), ("phase", "trace"), ("continual", "trace")):
+        base = None
+        for neurons in ("spiking", "if"):
+            spikes = neuron_model(neurons, **phases, readout=readout)
+            engine = BrianEngine(net, est, Relaxation(), target=target,
+                                 plasticity=Plasticity(rule), spikes=spikes)
+            build, best = best_time(engine, schedule, W, b, repeats)
+            base = base or best
+            print(f"{rule:>10} {readout:>9} {neurons:>8} {build:>8.1f} {best:>10.3f} "
+                  f"{best / base:>10.2f}", flush=True)
+
+
 def time_rules(net, x, d, est, rel, signs, target, batch=20, repeats=3):
     """Brian2 ms per training sample for {phase, continual} × {tied, separate}."""
     print(f"784-500-10, {len(x)} samples, batch {batch}, Brian2 target {target}; "
@@ -50,15 +94,7 @@ def time_rules(net, x, d, est, rel, signs, target, batch=20, repeats=3):
             W, b = energy.init_params(model, 0)
             engine = BrianEngine(model, est, rel, target=target, plasticity=Plasticity(rule))
             schedule = make_schedule(x, d, est, batch_size=batch, signs=signs)
-            start = time.perf_counter()
-            engine.run(schedule, W, b)
-            build = time.perf_counter() - start
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
-                engine.run(schedule, W, b)
-                times.append((time.perf_counter() - start) / len(x) * 1e3)
-            best = min(times)
+            build, best = best_time(engine, schedule, W, b, repeats)
             base = base or best
             print(f"{rule:>10} {feedback:>9} {build:>8.1f} {best:>10.3f} {best / base:>10.2f}",
                   flush=True)
@@ -69,8 +105,11 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=4000)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--target", choices=TARGETS, default="cpp_standalone")
-    parser.add_argument("--rules", action="store_true",
-                        help="time the plasticity rules and feedback modes at batch 20")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--rules", action="store_true",
+                      help="time the plasticity rules and feedback modes at batch 20")
+    mode.add_argument("--neurons", action="store_true",
+                      help="time Poisson against integrate-and-fire units at batch 20")
     args = parser.parse_args(argv)
 
     digits = data.load(train_size=args.samples)
@@ -83,6 +122,8 @@ def main(argv=None):
     W, b = energy.init_params(net, 0)
     if args.rules:
         return time_rules(net, x, d, est, rel, signs, args.target)
+    if args.neurons:
+        return time_neurons(net, x, d, args.target)
 
     brian = BrianEngine(net, est, rel, target=args.target)
     numpy_engine = ReferenceEngine(net, est, rel)

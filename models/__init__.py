@@ -16,6 +16,8 @@ import importlib.util
 import pkgutil
 from pathlib import Path
 
+from cortex_ep.model.neurons import SETTINGS
+
 ALIASES = {"784-500-10": "two_layer", "784-500-500-10": "three_layer"}
 
 
@@ -56,14 +58,14 @@ def tuned_learning_rates(module, engine: str, plasticity: str = "phase",
 
     In order: the engine's (``ENGINE_LEARNING_RATES``: recurrent and feedforward
     backprop), the continual rule's (``CONTINUAL_LEARNING_RATES``), spiking
-    neurons' (``SPIKING_LEARNING_RATES``), and for EP with rate units and
+    neurons' (``SPIKING_LEARNING_RATES``, ``IF_LEARNING_RATES``), and for EP with rate units and
     ``|beta| <= SMALL_BETA`` the small-β rates (``SMALL_BETA_LEARNING_RATES``).
     """
     rates = getattr(module, "ENGINE_LEARNING_RATES", {}).get(engine)
     if plasticity == "continual":
         rates = getattr(module, "CONTINUAL_LEARNING_RATES", rates)
-    if neurons != "rate":
-        return getattr(module, "SPIKING_LEARNING_RATES", rates)
+    if neurons in SETTINGS:
+        return getattr(module, f"{SETTINGS[neurons]}_LEARNING_RATES", rates)
     if (rates is None and beta is not None
             and abs(beta) <= getattr(module, "SMALL_BETA", float("-inf"))):
         rates = getattr(module, "SMALL_BETA_LEARNING_RATES", None)

@@ -47,6 +47,12 @@ SPIKING = {"free_ms": 80.0, "nudged_ms": 40.0}
 SPIKING_TRAINING = {"plasticity": "continual", "beta": 1.0, "estimator": "symmetric",
                     "lr_schedule": "cosine"}
 SPIKING_LEARNING_RATES = (0.05, 0.1)
+#: integrate-and-fire neurons (``--neurons if``): reset by subtraction, no leak, at up to
+#: 1 kHz, dt 0.5 ms, 100 ms free and two 100 ms nudged phases (100 spikes per window at
+#: ρ = 1); the phase rule reads spike counts over the windows, symmetric β = 1
+IF = {"free_ms": 100.0, "nudged_ms": 100.0}
+IF_TRAINING = {"plasticity": "phase", "beta": 1.0, "estimator": "symmetric"}
+IF_LEARNING_RATES = LEARNING_RATES
 
 TRAINING = {
     "epochs": 10,

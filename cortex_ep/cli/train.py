@@ -24,7 +24,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     from ..learning.schedule import SCHEDULES
     from ..model.energy import ACTIVATIONS
     from ..model.estimators import ESTIMATORS
-    from ..model.neurons import NEURON_MODELS
+    from ..model.neurons import NEURON_MODELS, integrate_and_fire_only
     from ..model.neurons import OPTIONS as SPIKING_OPTIONS
     from ..model.plasticity import RULES as PLASTICITY_RULES
     from ..model.spec import FEEDBACK_INITS, FEEDBACK_MODES
@@ -62,7 +62,8 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     t.add_argument("--lr-schedule", choices=SCHEDULES, default=None,
                    help="rates over the epochs: constant, or cosine annealing from the "
                         "full rates to near 0 in the last epoch; unset: constant, or the "
-                        "model's SPIKING_TRAINING schedule with --neurons spiking")
+                        "model's schedule for the spiking --neurons (SPIKING_TRAINING, "
+                        "IF_TRAINING)")
     t.add_argument("--free-steps", type=int, default=None,
                    help="Euler steps of the free phase; unset: the model's TRAINING value")
     t.add_argument("--nudged-steps", type=int, default=None,
@@ -74,7 +75,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
                    help="phase: synapses change once per sample from the ends of two "
                         "phases; continual: at every nudged step from the step's change of "
                         "pre x post rates (local in time); unset: phase, or the model's "
-                        "SPIKING_TRAINING rule with --neurons spiking")
+                        "rule for the spiking --neurons (SPIKING_TRAINING, IF_TRAINING)")
     t.add_argument("--feedback", choices=FEEDBACK_MODES, default=None,
                    help="tied: top-down currents through the forward weights; separate: "
                         "through their own learned matrices (default: the model's)")
@@ -83,11 +84,16 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
                         "the forward weights or as their own random draw")
     t.add_argument("--neurons", choices=NEURON_MODELS, default="rate",
                    help="rate: units pass rho(s) to their synapses; spiking: Poisson spikes "
-                        "at r_max rho(s) through exponential synapses, plasticity from spike "
-                        "traces (Brian2 engine; phases in ms)")
-    for field, (flag, unit, what) in SPIKING_OPTIONS.items():
-        t.add_argument(flag, dest=field, type=float, default=None, metavar=unit,
-                       help=f"with --neurons spiking: {what}; unset: the model's SPIKING value")
+                        "at r_max rho(s); if: integrate-and-fire units with reset by "
+                        "subtraction, whose spike count tracks the rate integral within one "
+                        "spike; spikes reach synapses through exponential currents (Brian2 "
+                        "engine; phases in ms)")
+    for field, (flag, unit, kind, what) in SPIKING_OPTIONS.items():
+        which = ("--neurons if" if integrate_and_fire_only(field)
+                 else "--neurons spiking or if")
+        shape = {"choices": unit} if isinstance(unit, tuple) else {"metavar": unit}
+        t.add_argument(flag, dest=field, type=kind, default=None, **shape,
+                       help=f"with {which}: {what}; unset: the model's value")
     t.add_argument("--shift", type=int, default=None, metavar="PIXELS",
                    help="translate each training digit by up to PIXELS pixels in each "
                         "direction, a new draw every epoch (held-out digits stay put); "
@@ -195,8 +201,8 @@ def _prepare_train(args):
         model = models.load(args.model)
         defaults = dict(getattr(model, "TRAINING", {}))
         net = models.build_network(model)
-        if args.neurons == "spiking":
-            defaults.update(getattr(model, "SPIKING_TRAINING", {}))
+        if args.neurons in neurons.SETTINGS:
+            defaults.update(getattr(model, f"{neurons.SETTINGS[args.neurons]}_TRAINING", {}))
         if args.plasticity is None:
             args.plasticity = defaults.get("plasticity", "phase")
         if args.lr_schedule is None:
@@ -332,6 +338,10 @@ def cmd_train(args) -> int:
         config.engine, f"EP {est.name} β={est.beta:g} {config.plasticity} rule")
     if net.separate:
         method += ", separate feedback"
+    if config.spiking is not None:
+        spikes = config.spiking
+        method += (f", {'Poisson' if spikes.name == 'spiking' else 'integrate-and-fire'} "
+                   f"units at {spikes.r_max_hz:g} Hz reading spike {spikes.readout}s")
     print(f"{net.name} {net.describe()} | {method} | {config.engine}"
           f"{'/' + config.target if config.engine == 'brian' else ''} | "
           f"{config.epochs} epochs in {float(history.seconds.sum()):.1f} s | "

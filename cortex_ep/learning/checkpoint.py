@@ -32,9 +32,12 @@ IDENTITY = ("network", "network_name", "projections", "engine", "estimator", "be
             "batch_size", "seed", "free_steps", "nudged_steps", "noise", "activation",
             "dtype", "bp_activation", "bp_loss", "data", "train_size", "test_size", "model",
             "plasticity", "feedback", "neurons", "spike_r_max_hz", "spike_tau_syn_ms",
-            "spike_tau_trace_ms", "spike_dt_ms", "spike_free_ms", "spike_nudged_ms", "shift")
+            "spike_tau_trace_ms", "spike_dt_ms", "spike_free_ms", "spike_nudged_ms", "shift",
+            "spike_readout", "spike_threshold", "spike_tau_m_ms", "spike_refractory_ms",
+            "spike_membrane_noise", "spike_membrane")
 #: what a checkpoint written before a setting existed had instead
-BEFORE = {"plasticity": "phase", "feedback": "", "neurons": "rate", "shift": 0}
+BEFORE = {"plasticity": "phase", "feedback": "", "neurons": "rate", "shift": 0,
+          "spike_readout": "trace"}
 
 
 class CheckpointError(ValueError):

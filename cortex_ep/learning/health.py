@@ -294,7 +294,7 @@ def _settle(net, W, b, x, free_steps: int, activation: str, epoch: int, tol: flo
                  f"tau = {net.tau:g} ms with these weights; choose a smaller dt")
     else:
         cause = (f"the free phase is too short: raise --free-steps (now {free_steps}; "
-                 f"with --neurons spiking --free-ms, now {free_steps * net.dt:g} ms) or "
+                 f"with spiking --neurons, --free-ms, now {free_steps * net.dt:g} ms) or "
                  f"lower the learning rate")
     return Problem(epoch, worst,
                    f"the free phase has not settled: population {worst} has max "

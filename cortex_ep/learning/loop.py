@@ -121,7 +121,8 @@ class TrainConfig:
         out = {k: v for k, v in asdict(self).items()
                if k not in ("estimator", "relaxation", "spiking")}
         out.update(estimator=self.estimator.name, beta=float(self.estimator.beta),
-                   **asdict(self.relaxation), neurons="spiking" if self.spiking else "rate",
+                   **asdict(self.relaxation),
+                   neurons=self.spiking.name if self.spiking else "rate",
                    **(self.spiking.attrs() if self.spiking else {}))
         return out
 
@@ -146,7 +147,11 @@ def _metrics(net, output, labels):
 
 
 def run_attrs(net: Network, config: TrainConfig, digits: Digits, extra=None) -> dict:
-    """The attributes of a run's files: network, settings and data."""
+    """The attributes of a run's files: network, settings and data (a spiking run's in
+    its neuron model's time steps, as :func:`train` writes them)."""
+    if config.spiking is not None:
+        net, relaxation = config.spiking.timed(net, config.relaxation)
+        config = replace(config, relaxation=relaxation)
     return {**network_attrs(net), **config.attrs(), "data": digits.source,
             "train_size": len(digits.y_train), "test_size": len(digits.y_test),
             **(extra or {})}

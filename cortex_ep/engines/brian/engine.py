@@ -237,9 +237,9 @@ class BrianEngine:
         for pop in net.lateral:
             namespace[f"lr_lateral_{pop.name}"] = pop.lateral_lr
         if spikes:
-            namespace.update(r_max=spikes.r_max_hz * b2.Hz, tau_syn=spikes.tau_syn_ms * b2.ms,
-                             tau_trace=spikes.tau_trace_ms * b2.ms,
-                             spike_current=spikes.spike_current, trace_jump=spikes.trace_jump)
+            units = {"": 1, "ms": b2.ms, "Hz": b2.Hz, "1/sqrt(ms)": 1 / np.sqrt(b2.ms)}
+            namespace.update({name: value * units[unit]
+                              for name, (value, unit) in spikes.constants().items()})
 
         groups = {}
         inp = net.input
@@ -258,10 +258,14 @@ class BrianEngine:
         slots = {"free_end": "after_thresholds", "pos_end": "after_thresholds",
                  "neg_end": "after_thresholds", "learn": "synapses", "plastic": "synapses",
                  "learn_start": "after_thresholds", "apply": "after_synapses",
+                 "window_start": "after_thresholds",
                  "finish": "resets"}
-        firing = dict(threshold=eq.SPIKE_THRESHOLD, reset=eq.SPIKE_RESET) if spikes else {}
+        firing = {}
+        if spikes:
+            firing = dict(threshold=spikes.threshold_code, reset=spikes.reset,
+                          refractory=spikes.refractory and spikes.refractory * b2.ms)
         for pop in net.dynamic:
-            events = eq.population_events(symmetric, continual)
+            events = eq.population_events(symmetric, continual, spikes)
             group = b2.NeuronGroup(
                 pop.size, eq.population_equations(net, pop, rel.activation, rel.noise > 0,
                                                   continual, continual and symmetric, spikes),
@@ -276,7 +280,9 @@ class BrianEngine:
                     "after_thresholds", -1
             for event, code in eq.population_event_code(net, pop, symmetric,
                                                         continual, spikes).items():
-                group.run_on_event(event, code, when=slots[event])
+                # a read window opens before this step's spike is counted
+                group.run_on_event(event, code, when=slots[event],
+                                   order=-2 if event == "window_start" else 0)
             if continual:
                 # the one-step trace: the rate this step ended with, for the next one
                 group.run_regularly(f"{eq.previous(spikes)} = {eq.seen(spikes)}", when="end",

@@ -33,13 +33,19 @@ first and learns during the +β phase that follows, without a reset.  Separate
 feedback is a second Synapses object from the post to the pre population
 carrying ``B``.
 
-Spiking neurons (:mod:`cortex_ep.model.neurons`) fire Poisson spikes at ``r_max ρ(s)``;
-their synapses add ``w / (r_max τ_syn)`` per spike to the post (and, tied,
-per post spike to the pre) neuron's ``I_spikes``, which decays with τ_syn;
-the plasticity rules read the spike trace ``x`` (a jump of ``1 / (r_max
-τ_trace)`` per spike, decaying with τ_trace) wherever the rate model reads
-``r``.  The continual rule then is a differential Hebbian rule on spike
-traces: ``Δw = lr · step_scale · Δ(x_pre x_post)`` at every step.
+Spiking neurons (:mod:`cortex_ep.model.neurons`: Poisson or integrate-and-fire,
+each giving its own threshold, reset and membrane equations) fire at
+``r_max ρ(s)``; their synapses add ``w / (r_max τ_syn)`` per spike to the post
+(and, tied, per post spike to the pre) neuron's ``I_spikes``, which decays
+with τ_syn.  The plasticity rules read the spike trace ``x`` (a jump of
+``1 / (r_max τ_trace)`` per spike, decaying with τ_trace) wherever the rate
+model reads ``r``; the continual rule then is a differential Hebbian rule on
+spike traces: ``Δw = lr · step_scale · Δ(x_pre x_post)`` at every step.  With
+the ``count`` read-out the phase rule reads ``n · count_scale`` instead: the
+unit's count ``n`` of spikes since its window opened (at the event
+``window_start``, ``T_nudge`` steps before the free phase ends, and at each
+phase end).  A restarted −β phase takes back the synaptic current, trace and
+(carried) membrane of the free phase's end along with ``s``.
 
 The dynamics are those of :mod:`cortex_ep.model.energy`, in physical units::
 
@@ -53,15 +59,18 @@ from __future__ import annotations
 from brian2.stateupdaters.base import StateUpdateMethod
 from brian2.stateupdaters.explicit import euler
 
+from ...model import neurons
 from ...model.energy import get_activation
 from ...model.spec import Network, Population, Projection
 
 
 class ProjectedEuler(StateUpdateMethod):
-    """Euler(-Maruyama) step followed by the projection onto the box [0, 1].
+    """Euler(-Maruyama) step followed by the projection of ``s`` onto the box [0, 1]
+    (and of an integrate-and-fire membrane ``v`` onto ``v >= 0``).
 
     Without the projection a unit that dips below 0 has ρ' = 0 and is trapped
-    there; learning then fails (the docs' model page).
+    there; learning then fails (the docs' model page).  A noisy membrane
+    without leak would otherwise drift ever further below threshold.
     """
 
     def can_integrate(self, equations, variables, method_options=None):
@@ -70,8 +79,9 @@ class ProjectedEuler(StateUpdateMethod):
     def __call__(self, equations, variables=None, method_options=None):
         code = euler(equations, variables, method_options)
         # synaptic currents and spike traces are not states of the box
-        clips = [f"{name} = clip({name}, 0, 1)" for name in equations.diff_eq_names
-                 if name == "s"]
+        bounds = {"s": "clip(s, 0, 1)", "v": "clip(v, 0, inf)"}
+        clips = [f"{name} = {bounds[name]}" for name in equations.diff_eq_names
+                 if name in bounds]
         return "\n".join([code, *clips])
 
 
@@ -86,12 +96,17 @@ LATERAL_CURRENT = "I_lateral"
 
 
 #: the neuron variable receiving the filtered spikes of all its dynamic synapses
-SPIKE_CURRENT = "I_spikes"
+SPIKE_CURRENT = neurons.SPIKE_CURRENT
 
 
 def seen(spikes) -> str:
-    """What plasticity reads of a unit: its rate ``r``, or its spike trace ``x``."""
+    """What the continual rule reads of a unit: its rate ``r``, or its spike trace ``x``."""
     return "x" if spikes else "r"
+
+
+def phase_read(spikes) -> str:
+    """What the phase rule reads of a unit at a phase end: ``seen``, or its window count."""
+    return "n * count_scale" if spikes and spikes.counts else seen(spikes)
 
 
 def previous(spikes) -> str:
@@ -222,8 +237,7 @@ def population_equations(net: Network, pop: Population, activation: str,
         *(f"{name} : 1" for name in inputs),
     ]
     if spikes:
-        lines += [f"d{SPIKE_CURRENT}/dt = -{SPIKE_CURRENT} / tau_syn : 1",
-                  "dx/dt = -x / tau_trace : 1"]
+        lines += spikes.equations()
     else:
         lines += [f"{name} : 1" for name in dynamic]
     if continual:
@@ -244,12 +258,7 @@ PLASTIC_STEPS = "k >= T_learn and k < T_learn + T_nudge and step_scale(t) != 0"
 #: its last step, when the input synapses add their telescoped change
 LAST_PLASTIC_STEP = "k == T_learn + T_nudge - 1 and step_scale(t) != 0"
 
-#: Poisson spikes at r_max·ρ(s), and the trace jump of each
-SPIKE_THRESHOLD = "rand() < r_max * r * dt"
-SPIKE_RESET = "x += trace_jump"
-
-
-def population_events(symmetric: bool, continual: bool = False) -> dict:
+def population_events(symmetric: bool, continual: bool = False, spikes=None) -> dict:
     """Custom events of a hidden or output population (conditions on ``k``)."""
     if continual:
         # free_end only marks the free phase's output for the monitor: nothing is stored
@@ -265,6 +274,8 @@ def population_events(symmetric: bool, continual: bool = False) -> dict:
     }
     if symmetric:
         events["neg_end"] = "k == T_free + 2 * T_nudge - 1"
+    if spikes and spikes.counts:
+        events["window_start"] = "k == T_free - T_nudge"
     return events
 
 
@@ -275,7 +286,8 @@ def population_event_code(net: Network, pop: Population, symmetric: bool,
     v, prev = seen(spikes), previous(spikes)
     resets = "\n".join(["s = 0"] + [f"{current_name(p)} = 0" for p in inputs]
                        + ([f"{input_norm_name(p)} = 0" for p in inputs] if continual else [])
-                       + ([f"{SPIKE_CURRENT} = 0", "x = 0"] if spikes else []))
+                       + [f"{name} = 0" for name in (spikes.cleared() if spikes else [])])
+    next_phase = spikes.phase_start_code() if spikes else []
     if continual:
         # The input synapses change by lr·scale·ρ(x_i)·Δv, so the current they feed
         # changes by Σ_i ρ(x_i) Δw_i = lr·scale·Σ_i ρ(x_i)²·Δv: the neuron adds it
@@ -285,18 +297,27 @@ def population_event_code(net: Network, pop: Population, symmetric: bool,
         return {"plastic": "\n".join([f"b += lr_bias_{pop.name} * step_scale(t) * "
                                       f"({v} - {prev})", *follow]),
                 "learn_start": f"{learn_start(spikes)} = {prev}",
-                "finish": resets}
+                "finish": resets,
+                **({"free_end": "\n".join(next_phase)} if next_phase else {})}
+    read = phase_read(spikes)
+    restarted = ("s", *(spikes.restarted if spikes else ()))
+    # a read window closes with its phase and the next one opens
+    window = ["n = 0"] if spikes and spikes.counts else []
     code = {
         # one-sided / random-sign compare with the free phase: rb = ρ(s⁰)
-        "free_end": f"s0 = s\nrb = {v}",
+        "free_end": "\n".join([*(f"{name}0 = {name}" for name in restarted),
+                               f"rb = {read}", *window, *next_phase]),
         # symmetric restarts the −β phase from the free fixed point
-        "pos_end": f"ra = {v}\ns = s0",
+        "pos_end": "\n".join([f"ra = {read}", *(f"{name} = {name}0" for name in restarted),
+                              *window, *next_phase]),
         "learn": "db += ep_factor(t) * (ra - rb)",
         "apply": f"b += lr_bias_{pop.name} * apply_scale(t) * db\ndb = 0",
         "finish": resets,
     }
     if symmetric:
-        code["neg_end"] = f"rb = {v}"
+        code["neg_end"] = f"rb = {read}"
+    if window:
+        code["window_start"] = "n = 0"
     return code
 
 
