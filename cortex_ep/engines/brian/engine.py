@@ -17,6 +17,7 @@ from __future__ import annotations
 import fcntl
 import gc
 import hashlib
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,6 +391,9 @@ def _activate_standalone(directory: Path, owner) -> None:
         device.reinit()
     set_device("cpp_standalone", directory=str(directory), build_on_run=False)
     brian2.prefs.devices.cpp_standalone.openmp_threads = 0
+    # Brian2's default ``make -j`` starts a compiler per source file at once (a load of 60
+    # on two cores, which starves every run beside it): one per core instead
+    brian2.prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{os.cpu_count() or 1}"]
     _ACTIVE[0] = owner
 
 
