@@ -127,6 +127,40 @@ def test_count_rule_equals_hand_computation(small_net, tmp_path, estimator):
                                    net.bias_lr(pop.name) * db[pop.name] / len(x), atol=1e-13)
 
 
+def test_phase_rule_on_traces_restarts_them_with_the_state(small_net, tmp_path):
+    """Symmetric phase rule reading traces: ra is the trace at the end of +β; the −β
+    phase restarts the trace (with s, the current and the membrane) from the free
+    phase's end, so rb continues that value through the −β spikes."""
+    net = small_net
+    W, b = _params(net)
+    x = np.random.default_rng(3).uniform(0, 1, (1, 6))
+    d = data.one_hot(np.array([2]), 3)
+    spikes = IntegrateAndFire(r_max_hz=1000.0, dt_ms=0.5, free_ms=30.0, nudged_ms=15.0,
+                              readout="trace")
+    est = Estimator("symmetric", 1.0)
+    _, res = _recorded(net, W, b, x, d, spikes, est, tmp_path)
+    T1, T2 = spikes.free_steps, spikes.nudged_steps
+    decay, jump = 1 - spikes.dt_ms / spikes.tau_trace_ms, spikes.trace_jump
+    ra, rb = {}, {}
+    for pop in net.dynamic:
+        _, step, unit = res.states[("spikes", pop.name)].T
+        before = step < T1 + T2
+        plus = np.stack([_trace(step[before & (unit == j)], T1 + T2, spikes.dt_ms,
+                                spikes.tau_trace_ms, jump) for j in range(pop.size)], axis=1)
+        ra[pop.name], value = plus[-1], plus[T1 - 1].copy()
+        for k in range(T1 + T2, T1 + 2 * T2):
+            value = value * decay + jump * np.isin(np.arange(pop.size), unit[step == k])
+        rb[pop.name] = value
+    rho_x = energy.get_activation("hard_sigmoid").rho(x[0])
+    ra[net.input.name] = rb[net.input.name] = rho_x
+    for proj in net.projections:
+        expected = proj.lr / (2 * est.beta) * (np.outer(ra[proj.pre], ra[proj.post])
+                                               - np.outer(rb[proj.pre], rb[proj.post]))
+        np.testing.assert_allclose(res.W[proj.name] - W[proj.name], expected,
+                                   rtol=1e-9, atol=1e-13)
+        assert np.abs(expected).max() > 1e-4
+
+
 def test_continual_trace_rule_with_if_units_equals_hand_computation(small_net, tmp_path):
     """The continual rule reads the spike traces of integrate-and-fire units too."""
     net = small_net
