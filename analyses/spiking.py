@@ -266,7 +266,9 @@ def sweep(net, W, b, digits, rows, batch: int, n_test: int, n_probe: int, target
         coords={"setting": np.arange(len(records)), "param": names,
                 "neurons": ("setting", [r["spikes"].name for r in records]),
                 "rule": ("setting", [r["row"].rule for r in records]),
-                "readout": ("setting", [r["spikes"].readout for r in records]),
+                "readout": ("setting", [r["spikes"].readout if r["row"].rule == "phase"
+                                        else "trace" for r in records],
+                            {"long_name": "what the rule reads (the continual rule: traces)"}),
                 "label": ("setting", [r["row"].label for r in records]),
                 "r_max": ("setting", [r["spikes"].r_max_hz for r in records], {"units": "Hz"}),
                 "free_ms": ("setting", [r["spikes"].free_ms for r in records], {"units": "ms"}),
@@ -318,8 +320,8 @@ def accuracy_sweep(model_name, digits, out: Path, r_maxes, epochs: int, neurons=
             start = time.perf_counter()
             if done < epochs:
                 # the whole curve: a cell whose units fall silent warns and goes on
-                history = train(net, digits, config, out=cell, resume=done > 0,
-                                progress=False, on_divergence="warn")
+                history, _, _ = train(net, digits, config, out=cell, resume=done > 0,
+                                      progress=False, on_divergence="warn")
             else:
                 history = xr.open_dataset(cell / "history.nc")
             accuracy[i, j] = float(history.test_accuracy[-1])
@@ -400,11 +402,14 @@ def plot_gradient(ds: xr.Dataset, out: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    fig = plt.figure(figsize=(13, 10))
+    grid = fig.add_gridspec(2, 2, height_ratios=(1, 1.2))
+    axes = [fig.add_subplot(grid[0, 0]), fig.add_subplot(grid[0, 1]),
+            fig.add_subplot(grid[1, :])]
     counts = ds.where(ds.label == "counts", drop=True)
     first = str(ds.param.values[0])
-    for neurons, marker, name in (("spiking", "o", "Poisson"), ("if", "s",
-                                                                "integrate-and-fire")):
+    for neurons, marker, name, color in (("spiking", "o", "Poisson", "C0"),
+                                         ("if", "s", "integrate-and-fire", "C1")):
         part = counts.where(counts.neurons == neurons, drop=True)
         if part.sizes.get("setting", 0) == 0:
             continue
@@ -412,8 +417,9 @@ def plot_gradient(ds: xr.Dataset, out: Path) -> Path:
         part = part.isel(setting=order)
         for param, style in ((first, "-"), (str(ds.param.values[-1]), ":")):
             axes[0].plot(part.spikes_per_window, part.cosine.sel(param=param), style,
-                         marker=marker, label=f"{name}, {param}")
-        axes[1].plot(part.spikes_per_window, 100 * part.accuracy, marker=marker, label=name)
+                         marker=marker, color=color, label=f"{name}, {param}")
+        axes[1].plot(part.spikes_per_window, 100 * part.accuracy, marker=marker, color=color,
+                     label=name)
     axes[1].plot(counts.spikes_per_window, 100 * counts.rate_accuracy, "k+", ms=10,
                  label="rate model, same weights and phases")
     for ax in axes[:2]:
@@ -424,14 +430,20 @@ def plot_gradient(ds: xr.Dataset, out: Path) -> Path:
     axes[0].set_ylabel("cosine(spiking update, rate update)")
     axes[0].set_ylim(min(0.0, float(ds.cosine.min()) - 0.05), 1)
     axes[1].set_ylabel("held-out accuracy with the same weights (%)")
-    labels = [f"{'IF' if n == 'if' else 'Poisson'} {rule} {readout}: {label}"
-              for n, rule, readout, label in zip(ds.neurons.values, ds.rule.values,
-                                                 ds.readout.values, ds.label.values)]
+    # the settings that the model, rule, read-out, rate and phases already name
+    plain = ("counts", "trace", "continual", "continual, 80 / 40 ms")
+    # the continual rule reads traces whatever the read-out
+    labels = [f"{'IF' if n == 'if' else 'Poisson'}, {rule} rule, "
+              f"{readout if rule == 'phase' else 'trace'}s, {r_max:g} Hz, "
+              f"{free:g}/{nudged:g} ms" + ("" if label in plain else f", {label}")
+              for n, rule, readout, label, r_max, free, nudged in zip(
+                  ds.neurons.values, ds.rule.values, ds.readout.values, ds.label.values,
+                  ds.r_max.values, ds.free_ms.values, ds.nudged_ms.values)]
     y = np.arange(len(labels))
-    axes[2].barh(y, ds.cosine.sel(param=first), color="C0")
+    cos_first = ds.cosine.sel(param=first).values
+    axes[2].barh(y, cos_first, color=["C1" if n == "if" else "C0" for n in ds.neurons.values])
     for i, cv in enumerate(ds.hidden_cv.values):
-        axes[2].text(0.02, i, f"CV {cv:.2f}, {float(ds.r_max[i]):.0f} Hz", va="center",
-                     fontsize=7, color="w")
+        axes[2].text(max(cos_first[i], 0) + 0.02, i, f"CV {cv:.2f}", va="center", fontsize=7)
     axes[2].set_yticks(y, labels, fontsize=7)
     axes[2].set_xlabel(f"cosine of {first}")
     axes[2].set_xlim(min(0.0, float(ds.cosine.sel(param=first).min())), 1)
