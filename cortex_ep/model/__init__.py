@@ -8,5 +8,6 @@
 - :mod:`~cortex_ep.model.relaxation` — :class:`Relaxation`: steps, noise, activation;
 - :mod:`~cortex_ep.model.estimators` — one-sided, symmetric and random-sign EP;
 - :mod:`~cortex_ep.model.plasticity` — when synapses change (phase or continual rule);
-- :mod:`~cortex_ep.model.neurons` — neuron models: rate units, or spiking units.
+- :mod:`~cortex_ep.model.neurons` — neuron models: rate units, Poisson or integrate-and-fire
+  spiking units.
 """
