@@ -5,7 +5,7 @@ parameters refused before any build."""
 
 import numpy as np
 import pytest
-from test_spiking import _free_rates, _params, _rate_fixed_point, _trace
+from test_spiking import _fixed_point_case, _free_rates, _params, _trace
 
 from cortex_ep import Relaxation, data
 from cortex_ep.engines.brian.engine import BrianEngine, make_schedule
@@ -67,10 +67,7 @@ def test_count_stays_within_one_spike_of_the_rate_integral(small_net, tmp_path):
 def test_if_rates_reach_the_rate_fixed_point_as_spikes_grow(small_net, tmp_path):
     """The window count over r_max·T → ρ(s*), its error bounded by 1 / (r_max T)."""
     net = small_net
-    W, b = _params(net)
-    x = np.random.default_rng(0).uniform(0, 1, (2, 6))
-    target = _rate_fixed_point(net, W, b, x)
-    assert 0.1 < target.mean() < 0.9
+    W, b, x, target = _fixed_point_case(net)
     errors = {}
     window = 200.0
     for r_max in (50.0, 400.0, 3200.0):

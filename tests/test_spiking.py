@@ -52,13 +52,19 @@ def _free_rates(net, W, b, x, spikes, window_ms, tmp_path):
     return counts / (spikes.r_max_hz * window_ms / 1000.0)
 
 
-def test_free_rates_reach_the_rate_fixed_point_as_spikes_grow(small_net, tmp_path):
-    """Mean rates at the end of the free phase → ρ(s*) with an error ~ 1/√(spikes)."""
-    net = small_net
+def _fixed_point_case(net):
+    """Weights, two inputs and the rate model's fixed-point rates, in the linear range."""
     W, b = _params(net)
     x = np.random.default_rng(0).uniform(0, 1, (2, 6))
     target = _rate_fixed_point(net, W, b, x)
     assert 0.1 < target.mean() < 0.9
+    return W, b, x, target
+
+
+def test_free_rates_reach_the_rate_fixed_point_as_spikes_grow(small_net, tmp_path):
+    """Mean rates at the end of the free phase → ρ(s*) with an error ~ 1/√(spikes)."""
+    net = small_net
+    W, b, x, target = _fixed_point_case(net)
     errors = {}
     for r_max in (100.0, 1600.0):
         spikes = Spiking(r_max_hz=r_max, dt_ms=0.25, free_ms=300.0, nudged_ms=5.0)

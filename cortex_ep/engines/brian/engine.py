@@ -14,11 +14,8 @@ schedule length and re-run with new data and weights through ``run_args``.
 
 from __future__ import annotations
 
-import fcntl
 import gc
 import hashlib
-import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +28,7 @@ from ...model.plasticity import Plasticity
 from ...model.relaxation import Relaxation
 from ...model.spec import Network
 from . import equations as eq
+from . import standalone
 from .schedule import RULE_TABLES, Schedule, concat, make_schedule  # noqa: F401
 from .targets import DEFAULT_TARGET, TARGETS  # noqa: F401  (re-exported)
 
@@ -156,14 +154,14 @@ class BrianEngine:
 
         key = (schedule.n, record)
         directory = self.build_root / self._project_hash(schedule.n, record)
-        with _locked(directory):
-            if self._built is None or self._built[0] != key or _ACTIVE[0] is not self:
+        with standalone.locked(directory):
+            if self._built is None or self._built[0] != key or not standalone.is_active(self):
                 # Brian2 names objects uniquely among those alive: while the previous
                 # project's objects live, the new ones get suffixed names, the generated
                 # code differs from the cached build and everything recompiles
                 self._built = None
                 gc.collect()
-                _activate_standalone(directory, self)
+                standalone.activate(directory, self)
                 objs = self._build(schedule, W, b, record)
                 objs["network"].run(schedule.n * self.steps_per_sample * objs["dt"],
                                     namespace=objs["namespace"])
@@ -376,34 +374,3 @@ class BrianEngine:
                 else:
                     states[name] = np.asarray(m.s).T.reshape(n, self.steps_per_sample, -1)
         return RunResult(free, W, b, states)
-
-
-# ------------------------------------------------------------ standalone device
-_ACTIVE = [None]
-
-
-def _activate_standalone(directory: Path, owner) -> None:
-    """Make a fresh cpp_standalone project the active Brian2 device."""
-    import brian2
-    from brian2 import device, set_device
-
-    if _ACTIVE[0] is not None:
-        device.reinit()
-    set_device("cpp_standalone", directory=str(directory), build_on_run=False)
-    brian2.prefs.devices.cpp_standalone.openmp_threads = 0
-    # Brian2's default ``make -j`` starts a compiler per source file at once (a load of 60
-    # on two cores, which starves every run beside it): one per core instead
-    brian2.prefs.devices.cpp_standalone.extra_make_args_unix = [f"-j{os.cpu_count() or 1}"]
-    _ACTIVE[0] = owner
-
-
-@contextmanager
-def _locked(directory: Path):
-    """Serialise builds and runs of one standalone project across processes."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
