@@ -5,7 +5,13 @@ parameters refused before any build."""
 
 import numpy as np
 import pytest
-from test_spiking import _fixed_point_case, _free_rates, _params, _trace
+from test_spiking import (
+    _fixed_point_case,
+    _free_rates,
+    _params,
+    _trace,
+    check_continual_trace_rule,
+)
 
 from cortex_ep import Relaxation, data
 from cortex_ep.engines.brian.engine import BrianEngine, make_schedule
@@ -160,30 +166,9 @@ def test_phase_rule_on_traces_restarts_them_with_the_state(small_net, tmp_path):
 
 def test_continual_trace_rule_with_if_units_equals_hand_computation(small_net, tmp_path):
     """The continual rule reads the spike traces of integrate-and-fire units too."""
-    net = small_net
-    W, b = _params(net)
-    x = np.random.default_rng(3).uniform(0, 1, (1, 6))
-    d = data.one_hot(np.array([1]), 3)
-    spikes = IntegrateAndFire(r_max_hz=400.0, dt_ms=0.5, free_ms=30.0, nudged_ms=10.0)
-    est = Estimator("one-sided", 0.5)
-    engine, res = _recorded(net, W, b, x, d, spikes, est, tmp_path, "continual")
-    n_steps = engine.steps_per_sample
-    start, end = spikes.free_steps - 1, n_steps - 1
-    traces = {}
-    for pop in net.dynamic:
-        _, step, unit = res.states[("spikes", pop.name)].T
-        traces[pop.name] = np.stack([
-            _trace(step[unit == j], n_steps, spikes.dt_ms, spikes.tau_trace_ms,
-                   spikes.trace_jump) for j in range(pop.size)], axis=1)
-    rho_x = energy.get_activation("hard_sigmoid").rho(x[0])
-    for proj in net.projections:
-        post = traces[proj.post]
-        pre_start, pre_end = ((rho_x, rho_x) if net[proj.pre].role == "input"
-                              else (traces[proj.pre][start], traces[proj.pre][end]))
-        expected = proj.lr / est.beta * (np.outer(pre_end, post[end])
-                                         - np.outer(pre_start, post[start]))
-        np.testing.assert_allclose(res.W[proj.name] - W[proj.name], expected,
-                                   rtol=1e-9, atol=1e-12)
+    check_continual_trace_rule(small_net, IntegrateAndFire(r_max_hz=400.0, dt_ms=0.5,
+                                                           free_ms=30.0, nudged_ms=10.0),
+                               tmp_path)
 
 
 @pytest.mark.parametrize("options", [

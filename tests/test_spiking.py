@@ -93,11 +93,16 @@ def _trace(spike_steps, n_steps, dt, tau, jump):
 
 
 def test_continual_spike_trace_rule_equals_hand_computation(small_net, tmp_path):
-    net = small_net
+    check_continual_trace_rule(small_net, Spiking(r_max_hz=400.0, dt_ms=0.5, free_ms=30.0,
+                                                  nudged_ms=10.0), tmp_path)
+
+
+def check_continual_trace_rule(net, spikes, tmp_path):
+    """The continual rule's update of a one-sided sample against the spike traces
+    recomputed by hand from the recorded spikes (any spiking neuron model)."""
     W, b = _params(net)
     x = np.random.default_rng(3).uniform(0, 1, (1, 6))
     d = data.one_hot(np.array([1]), 3)
-    spikes = Spiking(r_max_hz=400.0, dt_ms=0.5, free_ms=30.0, nudged_ms=10.0)
     est = Estimator("one-sided", 0.5)
     engine = BrianEngine(net, est, Relaxation(), target="numpy", build_root=tmp_path,
                          spikes=spikes, plasticity=Plasticity("continual"), seed=5)
