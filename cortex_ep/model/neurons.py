@@ -100,6 +100,8 @@ class Spiking:
     """
 
     name: ClassVar[str] = "spiking"
+    #: what ``r_max · dt > 1`` would ask of a unit
+    too_fast: ClassVar[str] = "a spike probability above 1"
 
     r_max_hz: float = 1000.0
     tau_syn_ms: float = 5.0
@@ -119,8 +121,8 @@ class Spiking:
                 raise ValueError(f"spiking {name} = {getattr(self, name)} ms is not a whole "
                                  f"number of dt = {self.dt_ms} ms steps; choose a multiple")
         if self.r_max_hz * self.dt_ms / 1000.0 > 1.0 + 1e-12:
-            raise ValueError(f"r_max = {self.r_max_hz} Hz with dt = {self.dt_ms} ms gives a "
-                             "spike probability above 1 per step; lower r_max or dt")
+            raise ValueError(f"r_max = {self.r_max_hz} Hz with dt = {self.dt_ms} ms gives "
+                             f"{self.too_fast} per step; lower r_max or dt")
         _choice("readout", self.readout, READOUTS)
         if self.counts and self.free_ms < self.nudged_ms:
             raise ValueError(f"readout count compares the nudged phase ({self.nudged_ms} ms) "
@@ -205,8 +207,9 @@ class Spiking:
         return "x += trace_jump\nn += 1"
 
     @property
-    def refractory(self):
-        return False
+    def refractory_period_ms(self) -> float:
+        """Refractory period (ms); 0: none."""
+        return 0.0
 
     @property
     def restarted(self) -> tuple[str, ...]:
@@ -248,6 +251,7 @@ class IntegrateAndFire(Spiking):
     """
 
     name: ClassVar[str] = "if"
+    too_fast: ClassVar[str] = "more than the one spike a unit can fire"
 
     readout: str = "count"
     threshold: float = 1.0
@@ -296,8 +300,8 @@ class IntegrateAndFire(Spiking):
         return f"v -= v_threshold\n{super().reset}"
 
     @property
-    def refractory(self):
-        return self.refractory_ms if self.refractory_ms > 0 else False
+    def refractory_period_ms(self) -> float:
+        return self.refractory_ms
 
     @property
     def restarted(self) -> tuple[str, ...]:

@@ -262,7 +262,8 @@ class BrianEngine:
         firing = {}
         if spikes:
             firing = dict(threshold=spikes.threshold_code, reset=spikes.reset,
-                          refractory=spikes.refractory and spikes.refractory * b2.ms)
+                          refractory=(spikes.refractory_period_ms * b2.ms
+                                      if spikes.refractory_period_ms > 0 else False))
         for pop in net.dynamic:
             events = eq.population_events(symmetric, continual, spikes)
             group = b2.NeuronGroup(
