@@ -15,9 +15,17 @@ Two training sets: the 4,000 embedded digits, and a full-MNIST-sized set of
 Epoch times exclude the held-out evaluation.  The twin runs under its CPU
 thread policy (:mod:`cortex_ep.engines.twin.threads`), which the first line prints.
 
+``--part spiking`` times spiking EP instead, on ``--spiking-samples`` embedded
+digits: integrate-and-fire units with the model's ``IF`` settings (1 kHz, dt
+0.5 ms, 100 ms free and two 100 ms nudged phases, symmetric β = 1, phase rule
+on spike counts), and Poisson units with the same phases and rule (reading
+spike traces), each in the twin at batch 20 and 100 and in Brian2 at batch 100,
+with the ratio Brian2 / twin per training sample.
+
 Usage::
 
     python analyses/benchmark_engines.py [--data DIR] [--device cpu] [--skip-brian-60k]
+    python analyses/benchmark_engines.py --part spiking [--spiking-samples 1000]
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from cortex_ep.engines.registry import make_engine
 from cortex_ep.engines.twin import threads
 from cortex_ep.model import energy
 from cortex_ep.model.estimators import Estimator
+from cortex_ep.model.neurons import IntegrateAndFire, Spiking
 
 #: the public Laborieux-Axel/Equilibrium-Propagation code, 784-512-10 (T1 30, T2 10,
 #: batch 50), measured on a 2-core AMD EPYC: ms per training sample
@@ -52,7 +61,12 @@ def main(argv=None):
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed (best kept)")
     parser.add_argument("--skip-brian-60k", action="store_true")
+    parser.add_argument("--part", choices=("rate", "spiking"), default="rate")
+    parser.add_argument("--spiking-samples", type=int, default=1000,
+                        help="embedded training digits timed per spiking row")
     args = parser.parse_args(argv)
+    if args.part == "spiking":
+        return spiking_rows(args)
     if args.device == "cpu":
         print(threads.describe(args.batch))
 
@@ -106,6 +120,47 @@ def main(argv=None):
              lab.startswith("4,000")) * 1e3
     print(f"EP (torch) {ep:.3f} ms/sample against {PEER_MS_PER_SAMPLE} ms/sample for the "
           f"peer code (×{PEER_MS_PER_SAMPLE / ep:.1f} faster)")
+
+
+#: the twin's batch sizes in the spiking rows; Brian2 runs at the larger one
+SPIKING_BATCHES = (20, 100)
+
+
+def spiking_rows(args):
+    """ms per training sample of spiking EP in the twin and in Brian2, and their ratio."""
+    model = load_model("two_layer")
+    net = model.network(model.IF_LEARNING_RATES)
+    training = model.IF_TRAINING
+    est = Estimator(training["estimator"], training["beta"])
+    digits = data.load()
+    n = args.spiking_samples
+    x, d = digits.x_train[:n], data.one_hot(digits.y_train[:n], 10)
+    signs = np.ones(n)
+    W, b = energy.init_params(net, 0)
+    models = {"integrate-and-fire, counts": IntegrateAndFire(**model.IF),
+              "Poisson, traces": Spiking(**model.IF, readout="trace")}
+    print(threads.describe(max(SPIKING_BATCHES)) if args.device == "cpu" else args.device)
+    for label, spikes in models.items():
+        timed = {}
+        runs = [("torch", batch) for batch in SPIKING_BATCHES] + [("brian", SPIKING_BATCHES[-1])]
+        for engine_name, batch in runs:
+            config = TrainConfig(engine=engine_name, estimator=est, relaxation=Relaxation(),
+                                 plasticity=training["plasticity"], spiking=spikes,
+                                 device=args.device)
+            engine = make_engine(net, config)
+            # Brian2 builds its binary in the first epoch: time the epochs after it
+            if engine_name == "brian":
+                time_epoch(engine, W, b, x, d, signs, batch)
+            best = min(time_epoch(engine, W, b, x, d, signs, batch)
+                       for _ in range(args.repeats if engine_name == "torch" else 1))
+            timed[engine_name, batch] = 1e3 * best / n
+            name = "EP (torch)" if engine_name == "torch" else "EP (Brian2)"
+            print(f"{label:<28} {name:<12} batch {batch:>3} {timed[engine_name, batch]:7.3f} "
+                  f"ms/sample", flush=True)
+        brian = timed["brian", SPIKING_BATCHES[-1]]
+        for batch in SPIKING_BATCHES:
+            print(f"{label:<28} Brian2 / twin at batch {batch:>3}: "
+                  f"{brian / timed['torch', batch]:.1f}x")
 
 
 if __name__ == "__main__":

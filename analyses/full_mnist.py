@@ -14,6 +14,9 @@ The runs of the README's table were made with::
         --shift 2 --seed S --out runs/full/ep_twin_shift2_sS
     cortex-ep train --engine backprop ...   (the same options)
     cortex-ep train --engine brian ...      (seed 0)
+    cortex-ep train --engine torch --neurons if ...   (spiking rows: the same options)
+
+Spiking runs are rows of their own, named by their units, top rate and phases.
 
 Usage::
 
@@ -33,13 +36,26 @@ from cortex_ep import io
 
 METHODS = {"torch": "EP, torch twin", "brian": "EP, Brian2", "numpy": "EP, numpy reference",
            "rbp": "recurrent BP", "backprop": "feedforward BP"}
+#: how the spiking rows name their units
+NEURONS = {"spiking": "Poisson", "if": "integrate-and-fire"}
+
+
+def method(attrs) -> str:
+    """The engine, and for spiking runs the units, their top rate and phase lengths."""
+    name = METHODS.get(attrs["engine"], attrs["engine"])
+    neurons = str(attrs.get("neurons", "rate"))
+    if neurons == "rate":
+        return name
+    return (f"spiking {name}, {NEURONS.get(neurons, neurons)} at "
+            f"{float(attrs['spike_r_max_hz']):g} Hz, {float(attrs['spike_free_ms']):g} / "
+            f"{float(attrs['spike_nudged_ms']):g} ms phases")
 
 
 def describe(history) -> dict:
     """The settings that identify a group of runs (everything but the seed)."""
     a = history.attrs
     options = json.loads(a.get("cli_args", "{}"))
-    return {"network": str(a["network"]), "method": METHODS.get(a["engine"], a["engine"]),
+    return {"network": str(a["network"]), "method": method(a),
             "epochs": int(a["epochs"]), "shift": int(a.get("shift", 0)),
             "rates": " / ".join(f"{r:g}" for r in np.atleast_1d(a["learning_rates"])),
             "train_digits": int(a["train_size"]),
@@ -128,8 +144,8 @@ def figure(groups, path: Path) -> None:
         ax.legend(fontsize=7, loc="lower right")
     axes[0, 0].set_ylabel("test accuracy (%), 10,000 test digits")
     axes[0, 0].set_ylim(97.0, 99.1)
-    fig.suptitle("Full MNIST: EP and backprop, with and without random shifts of "
-                 "the training digits")
+    fig.suptitle("Full MNIST: EP with rate and spiking units, and backprop, with and "
+                 "without random shifts of the training digits")
     fig.tight_layout()
     io.write_figure(fig, path)
 

@@ -139,6 +139,8 @@ def test_full_mnist_table_groups_seeds(tmp_path):
     """The results table of recorded runs: seeds grouped, mean ± sd as numpy computes it."""
     from cortex_ep.data import Digits
     from cortex_ep.learning.loop import TrainConfig, train
+    from cortex_ep.model.estimators import Estimator
+    from cortex_ep.model.neurons import IntegrateAndFire
     from cortex_ep.model.spec import layered
 
     rng = np.random.default_rng(0)
@@ -155,13 +157,19 @@ def test_full_mnist_table_groups_seeds(tmp_path):
                                                        engine="numpy", shift=shift),
                               out=out, progress=False)
         finals.setdefault(shift, []).append(100 * float(history.test_accuracy[-1]))
+    spikes = IntegrateAndFire(r_max_hz=500.0, free_ms=20.0, nudged_ms=10.0)
+    train(net, digits, TrainConfig(epochs=2, batch_size=5, engine="torch", spiking=spikes,
+                                   estimator=Estimator("symmetric", 1.0)),
+          out=tmp_path / "shift0_if", progress=False)
     figure = tmp_path / "curves.png"
     proc = subprocess.run([sys.executable, str(ANALYSES / "full_mnist.py"),
                            *map(str, sorted(tmp_path.glob("shift*"))), "--figure",
                            str(figure)], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line for line in proc.stdout.splitlines() if line.startswith("| 16-8-4")]
-    assert len(rows) == 2
+    assert len(rows) == 3
+    assert sum("spiking EP, torch twin, integrate-and-fire at 500 Hz, 20 / 10 ms phases" in r
+               for r in rows) == 1
     shifted = next(r for r in rows if "| 1 |" in r)
     mean, sd = np.mean(finals[1]), np.std(finals[1], ddof=1)
     assert f"{mean:.2f} ± {sd:.2f} %" in shifted and "(seeds 0, 1)" in shifted

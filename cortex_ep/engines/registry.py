@@ -17,6 +17,11 @@ ENGINES = ("brian", "torch", "numpy", "rbp", "backprop")
 ENERGY_ENGINES = ("brian", "torch", "numpy", "rbp")
 #: engines that learn by EP's local rule (they take a plasticity rule)
 EP_ENGINES = ("brian", "torch", "numpy")
+#: engines that run spiking neurons (``--neurons spiking``, ``--neurons if``)
+SPIKING_ENGINES = ("brian", "torch")
+#: the twin's spiking units learn by the phase rule only
+SPIKING_CONTINUAL = ("the torch twin runs spiking neurons under the phase rule; for "
+                     "--plasticity continual with --neurons spiking or if use --engine brian")
 
 
 def make_engine(net: Network, config):
@@ -39,7 +44,7 @@ def make_engine(net: Network, config):
     if config.engine == "torch":
         from .twin.engine import TorchEngine
 
-        return TorchEngine(net, est, rel, plasticity=rule, **torch_kw)
+        return TorchEngine(net, est, rel, plasticity=rule, spikes=config.spiking, **torch_kw)
     from .twin.backprop import FeedforwardEngine, RecurrentBackpropEngine
 
     if config.engine == "rbp":

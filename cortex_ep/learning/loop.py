@@ -30,7 +30,14 @@ import xarray as xr
 from .. import io
 from ..data import Digits, one_hot, stratified_indices
 from ..data.augment import check_shift, random_shifts
-from ..engines.registry import ENERGY_ENGINES, ENGINES, EP_ENGINES, make_engine
+from ..engines.registry import (
+    ENERGY_ENGINES,
+    ENGINES,
+    EP_ENGINES,
+    SPIKING_CONTINUAL,
+    SPIKING_ENGINES,
+    make_engine,
+)
 from ..model import energy
 from ..model.estimators import Estimator
 from ..model.neurons import Spiking
@@ -71,7 +78,8 @@ class TrainConfig:
         once per sample from the ends of two phases, or at every step of the
         nudged phase.
     spiking : Spiking, optional
-        Spiking neurons (:mod:`cortex_ep.model.neurons`, Brian2 engine only); the run
+        Spiking neurons (:mod:`cortex_ep.model.neurons`; the Brian2 engine, and the
+        torch twin under the phase rule); the run
         then uses their ``dt`` and phase lengths.  None: rate neurons.
     shift : int
         Translate every training digit by up to ``shift`` pixels in each
@@ -108,9 +116,12 @@ class TrainConfig:
             raise ValueError(f"plasticity {self.plasticity!r} is a rule of the EP engines "
                              f"({', '.join(EP_ENGINES)}); {self.engine!r} learns by the "
                              "exact gradient: use --plasticity phase")
-        if self.spiking is not None and self.engine != "brian":
-            raise ValueError(f"spiking neurons run in the Brian2 engine; {self.engine!r} "
-                             "has rate neurons only: use --engine brian")
+        if self.spiking is not None and self.engine not in SPIKING_ENGINES:
+            raise ValueError(f"spiking neurons run in the Brian2 engine and the torch twin; "
+                             f"{self.engine!r} has rate neurons only: use --engine brian "
+                             "or --engine torch")
+        if self.spiking is not None and self.engine == "torch" and self.plasticity != "phase":
+            raise ValueError(SPIKING_CONTINUAL)
         check_shift(self.shift)
         if self.target not in TARGETS:
             raise ValueError(f"unknown Brian2 target {self.target!r}; choose one of "

@@ -224,6 +224,10 @@ class Spiking:
         """Variables set to 0 between samples."""
         return [SPIKE_CURRENT, "x", "n"]
 
+    def sample_end_code(self) -> list[str]:
+        """Code run between samples besides clearing :meth:`cleared`."""
+        return []
+
 
 @dataclass(frozen=True)
 class IntegrateAndFire(Spiking):
@@ -312,6 +316,11 @@ class IntegrateAndFire(Spiking):
 
     def cleared(self) -> list[str]:
         return [*super().cleared(), "v"]
+
+    def sample_end_code(self) -> list[str]:
+        # a sample starts out of refractoriness, as the first one does (Brian2's
+        # initial lastspike): the twin's batched samples cannot inherit a spike
+        return ["lastspike = -10000 * second"] if self.refractory_ms > 0 else []
 
 
 #: the classes of the spiking ``--neurons`` choices

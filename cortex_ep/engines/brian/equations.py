@@ -286,7 +286,8 @@ def population_event_code(net: Network, pop: Population, symmetric: bool,
     v, prev = seen(spikes), previous(spikes)
     resets = "\n".join(["s = 0"] + [f"{current_name(p)} = 0" for p in inputs]
                        + ([f"{input_norm_name(p)} = 0" for p in inputs] if continual else [])
-                       + [f"{name} = 0" for name in (spikes.cleared() if spikes else [])])
+                       + [f"{name} = 0" for name in (spikes.cleared() if spikes else [])]
+                       + (spikes.sample_end_code() if spikes else []))
     next_phase = spikes.phase_start_code() if spikes else []
     if continual:
         # The input synapses change by lr·scale·ρ(x_i)·Δv, so the current they feed

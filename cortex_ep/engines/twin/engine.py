@@ -8,11 +8,14 @@ import torch
 from ...model import energy
 from ...model.dynamics import record_phases, zero_state
 from ...model.estimators import Estimator, ep_update
+from ...model.neurons import Spiking
 from ...model.plasticity import Plasticity, continual_batches
 from ...model.relaxation import Relaxation
 from ...model.spec import Network
+from ..registry import SPIKING_CONTINUAL
 from .fast import relax
 from .relax import resolve_device, resolve_dtype, to_numpy, to_tensors
+from .spiking import SpikingNetwork
 from .threads import cpu_threads
 
 
@@ -31,15 +34,25 @@ class TorchEngine:
     plasticity : Plasticity
         ``continual`` runs the samples one after the other (weights change
         within each sample); ``phase`` runs each minibatch at once.
+    spikes : Spiking, optional
+        Spiking neurons (:mod:`cortex_ep.model.neurons`, the phase rule), simulated
+        by :mod:`cortex_ep.engines.twin.spiking` at their ``dt`` and phase
+        lengths.  None: rate neurons.
     """
 
     def __init__(self, net: Network, estimator: Estimator, relaxation: Relaxation,
                  device: str = "cpu", dtype: str = "float32", seed: int = 0,
-                 plasticity: Plasticity = Plasticity()):
+                 plasticity: Plasticity = Plasticity(), spikes: Spiking | None = None):
+        if spikes is not None:
+            if plasticity.continual:
+                raise ValueError(SPIKING_CONTINUAL)
+            net, relaxation = spikes.timed(net, relaxation)
         self.net, self.estimator, self.relaxation = net, estimator, relaxation
-        self.plasticity = plasticity
+        self.plasticity, self.spikes = plasticity, spikes
         self.device, self.dtype = resolve_device(device), resolve_dtype(dtype)
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.spiking = (SpikingNetwork(net, spikes, estimator, relaxation, self.generator)
+                        if spikes is not None else None)
         self.lr = energy.weight_learning_rates(net)
         self.lr_bias = {pop.name: net.bias_lr(pop.name) for pop in net.dynamic}
 
@@ -73,13 +86,17 @@ class TorchEngine:
                                       **kw)
         return out
 
-    def ep_direction(self, states, factors):
-        """The estimator's descent direction (dW, db) from :meth:`phases`' states.
+    def compare(self, x, d, W, b, signs):
+        """What the rule compares for a batch, and the free phase's output.
 
-        ``factors``: the estimator's per-sample factors as a tensor.
+        Returns ``(rates_a, rates_b, free_output)``: dicts of ``(batch, N)`` tensors
+        (the input's ``ρ(x)`` included) and a ``(batch, N_out)`` tensor.
         """
-        return ep_update(self.net, *self.estimator.compared_rates(
-            states, self.relaxation.activation), factors)
+        if self.spiking is not None:
+            return self.spiking.run(x, d, W, b, signs)
+        states = self.phases(x, d, W, b, signs)
+        return (*self.estimator.compared_rates(states, self.relaxation.activation),
+                states["free"][self.net.output.name])
 
     # ---------------------------------------------------- engine protocol
     def epoch(self, W, b, x_train, d_train, signs, batch_size, x_test):
@@ -96,16 +113,15 @@ class TorchEngine:
             return self._continual_epoch(W, b, x_all, d_all, signs, batch_size, x_test)
         factor_all = self.tensor(self.estimator.factors(np.asarray(signs, float)))
         outputs = []
-        y = self.net.output.name
         for start in range(0, len(x_all), batch_size):
             sl = slice(start, start + batch_size)
-            states = self.phases(x_all[sl], d_all[sl], W, b, sign_all[sl])
-            dW, db = self.ep_direction(states, factor_all[sl])
+            rates_a, rates_b, free = self.compare(x_all[sl], d_all[sl], W, b, sign_all[sl])
+            dW, db = ep_update(self.net, rates_a, rates_b, factor_all[sl])
             for name, g in dW.items():
                 W[name].add_(g, alpha=self.lr[name])
             for name, g in db.items():
                 b[name].add_(g, alpha=self.lr_bias[name])
-            outputs.append(states["free"][y])
+            outputs.append(free)
         test_out = self.predict(W, b, x_test)
         return (to_numpy(W), to_numpy(b), torch.cat(outputs).cpu().numpy(),
                 test_out.cpu().numpy())
@@ -136,10 +152,14 @@ class TorchEngine:
         """Free-phase output for inputs ``x`` (n, N_in) -> (n, N_out)."""
         rel, net = self.relaxation, self.net
         x = self.tensor(x)
-        outs = [relax(net, zero_state(net, x[i:i + batch_size]), W, b, rel.free_steps,
-                      activation=rel.activation, noise=rel.noise,
-                      rng=self._noise)[net.output.name]
-                for i in range(0, len(x), batch_size)]
+        if self.spiking is not None:
+            outs = [self.spiking.free_output(x[i:i + batch_size], W, b)
+                    for i in range(0, len(x), batch_size)]
+        else:
+            outs = [relax(net, zero_state(net, x[i:i + batch_size]), W, b, rel.free_steps,
+                          activation=rel.activation, noise=rel.noise,
+                          rng=self._noise)[net.output.name]
+                    for i in range(0, len(x), batch_size)]
         return torch.cat(outs) if outs else x.new_zeros((0, net.output.size))
 
     @torch.no_grad()
@@ -147,6 +167,8 @@ class TorchEngine:
         """States after every Euler step, phases back to back: population -> (n, S, N)."""
         rel = self.relaxation
         W, b = to_tensors(W, self.device, self.dtype), to_tensors(b, self.device, self.dtype)
+        if self.spiking is not None:
+            return self.spiking.record(self.tensor(x), self.tensor(d), W, b, self.tensor(signs))
         trace = record_phases(self.net, self.tensor(x), self.tensor(d), W, b, rel.free_steps,
                               rel.nudged_steps, self.estimator.beta * self.tensor(signs),
                               self.estimator.name == "symmetric", rel.activation, rel.noise,
