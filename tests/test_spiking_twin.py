@@ -17,6 +17,7 @@ from cortex_ep.engines.brian.engine import BrianEngine
 from cortex_ep.engines.twin.engine import TorchEngine
 from cortex_ep.model.estimators import Estimator
 from cortex_ep.model.neurons import IntegrateAndFire, Spiking
+from cortex_ep.model.plasticity import Plasticity
 from cortex_ep.model.spec import layered
 
 SMALL_IF = IntegrateAndFire(r_max_hz=1000.0, dt_ms=0.5, free_ms=20.0, nudged_ms=10.0)
@@ -139,10 +140,14 @@ def test_poisson_twin_agrees_with_brian2_in_distribution(tmp_path):
 def test_twin_spiking_runs_refuse_the_continual_rule():
     from cortex_ep.learning.loop import TrainConfig
 
-    with pytest.raises(ValueError, match="phase rule; for --plasticity continual"):
+    with pytest.raises(ValueError, match="--plasticity phase in the torch twin"):
         TrainConfig(engine="torch", plasticity="continual", spiking=SMALL_IF)
     with pytest.raises(ValueError, match="use --engine brian or --engine torch"):
         TrainConfig(engine="numpy", spiking=SMALL_IF)
+    net = layered((8, 6, 3), (0.3, 0.1), name="twin")
+    with pytest.raises(ValueError, match="learn by the phase rule"):
+        TorchEngine(net, Estimator(), Relaxation(), plasticity=Plasticity("continual"),
+                    spikes=SMALL_IF)
 
 
 def test_twin_spiking_run_from_the_command_line(tmp_path):

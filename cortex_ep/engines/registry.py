@@ -20,8 +20,8 @@ EP_ENGINES = ("brian", "torch", "numpy")
 #: engines that run spiking neurons (``--neurons spiking``, ``--neurons if``)
 SPIKING_ENGINES = ("brian", "torch")
 #: the twin's spiking units learn by the phase rule only
-SPIKING_CONTINUAL = ("the torch twin runs spiking neurons under the phase rule; for "
-                     "--plasticity continual with --neurons spiking or if use --engine brian")
+SPIKING_CONTINUAL = ("under --plasticity continual, spiking neurons run in the Brian2 engine "
+                     "only: use --engine brian, or --plasticity phase in the torch twin")
 
 
 def make_engine(net: Network, config):

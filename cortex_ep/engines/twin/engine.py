@@ -12,7 +12,6 @@ from ...model.neurons import Spiking
 from ...model.plasticity import Plasticity, continual_batches
 from ...model.relaxation import Relaxation
 from ...model.spec import Network
-from ..registry import SPIKING_CONTINUAL
 from .fast import relax
 from .relax import resolve_device, resolve_dtype, to_numpy, to_tensors
 from .spiking import SpikingNetwork
@@ -45,7 +44,8 @@ class TorchEngine:
                  plasticity: Plasticity = Plasticity(), spikes: Spiking | None = None):
         if spikes is not None:
             if plasticity.continual:
-                raise ValueError(SPIKING_CONTINUAL)
+                raise ValueError("spiking units in the torch twin learn by the phase rule; "
+                                 "the continual rule with spikes runs in the Brian2 engine")
             net, relaxation = spikes.timed(net, relaxation)
         self.net, self.estimator, self.relaxation = net, estimator, relaxation
         self.plasticity, self.spikes = plasticity, spikes
