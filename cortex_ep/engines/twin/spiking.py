@@ -54,11 +54,15 @@ class SpikingState:
     since the read window opened; ``membrane``: integrate-and-fire only;
     ``refractory``: integrate-and-fire units with a refractory period, one
     more than the steps of refractoriness left after this one.  Variables a
-    model does not use are None.
+    model does not use are None.  ``spare`` and ``fired`` are the step's
+    scratch space (the next ``s``, the spikes): a new tensor of this size per
+    operation costs a CPU more than the arithmetic.
     """
 
     s: torch.Tensor
     current: torch.Tensor
+    spare: torch.Tensor
+    fired: torch.Tensor
     trace: torch.Tensor | None = None
     count: torch.Tensor | None = None
     membrane: torch.Tensor | None = None
@@ -130,7 +134,7 @@ class SpikingNetwork:
             return like.new_zeros((self.size, batch))
 
         return SpikingState(
-            s=zeros(), current=zeros(), trace=zeros() if self.keeps_trace else None,
+            s=zeros(), current=zeros(), spare=zeros(), fired=zeros(), trace=zeros() if self.keeps_trace else None,
             count=zeros() if self.spikes.counts else None,
             membrane=zeros() if self.integrate else None,
             refractory=zeros() if self.refractory_steps > 0 else None)
@@ -178,7 +182,7 @@ class SpikingNetwork:
         """
         h, s = self.h, st.s
         old_rate = s if self.hard else self.activation.rho(s)
-        new = torch.add(drive, st.current, alpha=h)
+        new = torch.add(drive, st.current, alpha=h, out=st.spare)
         if not self.hard:
             new.mul_(self.activation.rho_prime(s))
             if nudge is not None:
@@ -189,14 +193,16 @@ class SpikingNetwork:
             new.addcmul_(s, decay)
         if self.relaxation.noise:
             new.add_(self._normal(new), alpha=self.relaxation.noise * math.sqrt(h))
-        st.s = new.clamp_(0.0, 1.0)
+        new.clamp_(0.0, 1.0)
         st.current.mul_(self.current_decay)
         if self.keeps_trace:
             st.trace.mul_(self.trace_decay)
         if self.integrate:
             self._integrate(st, old_rate)
-            z = torch.floor(st.membrane if self.threshold == 1.0
-                            else st.membrane / self.threshold)
+        st.s, st.spare = new, s
+        if self.integrate:
+            z = (torch.floor(st.membrane, out=st.fired) if self.threshold == 1.0
+                 else torch.div(st.membrane, self.threshold, out=st.fired).floor_())
             if self.membrane_noise:  # noise can carry the membrane past 2θ
                 z.clamp_(max=1.0)
             st.membrane.sub_(z, alpha=self.threshold)
@@ -206,7 +212,8 @@ class SpikingNetwork:
             rate = st.s if self.hard else self.activation.rho(st.s)
             # a uniform u in [0, 1) gives floor(u + p) = 1 with probability p
             z = torch.rand(rate.shape, generator=self.generator, dtype=rate.dtype,
-                           device=rate.device).add_(rate, alpha=self.per_step).floor_()
+                           device=rate.device, out=st.fired)
+            z.add_(rate, alpha=self.per_step).floor_()
         if self.keeps_trace:
             st.trace.add_(z, alpha=self.spikes.trace_jump)
         if self.spikes.counts:
