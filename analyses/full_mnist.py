@@ -21,6 +21,7 @@ Spiking runs are rows of their own, named by their units, top rate and phases.
 Usage::
 
     python analyses/full_mnist.py runs/full/*  [--figure docs/figures/full_mnist.png]
+        [--per-epoch]   (every run's test accuracy at every epoch)
 """
 
 from __future__ import annotations
@@ -104,6 +105,20 @@ def table(groups) -> str:
     return "\n".join(lines)
 
 
+def per_epoch(groups) -> str:
+    """Test accuracy of every run at every epoch: one row per run, for comparing
+    engines epoch by epoch (for example Brian2 against the twin at the same seed)."""
+    rows = [(dict(key), seed, 100 * h.test_accuracy.values)
+            for key, runs in sorted(groups.items(), key=_order) for seed, h in runs]
+    n = max(len(acc) for _, _, acc in rows)
+    lines = ["| run (seed) | " + " | ".join(str(e) for e in range(1, n + 1)) + " |",
+             "|---|" + "---|" * n]
+    for k, seed, acc in rows:
+        cells = [f"{a:.2f}" for a in acc] + [""] * (n - len(acc))
+        lines.append(f"| {k['network']}, {k['method']} ({seed}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def drawn(groups) -> dict:
     """The groups the figure shows: complete runs scored on the test set."""
     return {k: v for k, v in groups.items()
@@ -155,6 +170,8 @@ def main(argv=None):
     parser.add_argument("runs", nargs="+", type=Path, help="run directories")
     parser.add_argument("--figure", type=Path, default=None,
                         help="write the learning curves here (PNG)")
+    parser.add_argument("--per-epoch", action="store_true",
+                        help="also print every run's test accuracy at every epoch")
     args = parser.parse_args(argv)
     groups = load_groups(args.runs)
     if not groups:
@@ -164,6 +181,9 @@ def main(argv=None):
         parser.error("--figure draws runs that finished all their epochs and were scored "
                      "on the test set; none of the given runs is one: leave out --figure")
     print(table(groups))
+    if args.per_epoch:
+        print()
+        print(per_epoch(groups))
     if args.figure is not None:
         figure(groups, args.figure)
         print(f"figure: {args.figure}")

@@ -164,9 +164,11 @@ def test_full_mnist_table_groups_seeds(tmp_path):
     figure = tmp_path / "curves.png"
     proc = subprocess.run([sys.executable, str(ANALYSES / "full_mnist.py"),
                            *map(str, sorted(tmp_path.glob("shift*"))), "--figure",
-                           str(figure)], capture_output=True, text=True, timeout=120)
+                           str(figure), "--per-epoch"], capture_output=True, text=True,
+                          timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = [line for line in proc.stdout.splitlines() if line.startswith("| 16-8-4")]
+    rows = [line for line in proc.stdout.splitlines()
+            if line.startswith("| 16-8-4") and line.count("|") > 10]
     assert len(rows) == 3
     assert sum("spiking EP, torch twin, integrate-and-fire at 500 Hz, 20 / 10 ms phases" in r
                for r in rows) == 1
@@ -174,6 +176,11 @@ def test_full_mnist_table_groups_seeds(tmp_path):
     mean, sd = np.mean(finals[1]), np.std(finals[1], ddof=1)
     assert f"{mean:.2f} ± {sd:.2f} %" in shifted and "(seeds 0, 1)" in shifted
     assert figure.stat().st_size > 10_000
+    # the per-epoch table: one row per run, the final epoch's accuracy as in the table
+    per_run = [line for line in proc.stdout.splitlines()
+               if line.startswith("| 16-8-4") and line.count("|") == 4]
+    assert len(per_run) == 4
+    assert any(f"| {finals[0][0]:.2f} |" in line for line in per_run)
     bad = subprocess.run([sys.executable, str(ANALYSES / "full_mnist.py"), str(tmp_path)],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "holds a history.nc" in bad.stderr
