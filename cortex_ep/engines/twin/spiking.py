@@ -134,7 +134,8 @@ class SpikingNetwork:
             return like.new_zeros((self.size, batch))
 
         return SpikingState(
-            s=zeros(), current=zeros(), spare=zeros(), fired=zeros(), trace=zeros() if self.keeps_trace else None,
+            s=zeros(), current=zeros(), spare=zeros(), fired=zeros(),
+            trace=zeros() if self.keeps_trace else None,
             count=zeros() if self.spikes.counts else None,
             membrane=zeros() if self.integrate else None,
             refractory=zeros() if self.refractory_steps > 0 else None)
