@@ -42,8 +42,11 @@ NEURONS = {"spiking": "Poisson", "if": "integrate-and-fire"}
 
 
 def method(attrs) -> str:
-    """The engine, and for spiking runs the units, their top rate and phase lengths."""
+    """The engine (the twin's float type where it is not the default), and for spiking
+    runs the units, their top rate and phase lengths."""
     name = METHODS.get(attrs["engine"], attrs["engine"])
+    if attrs["engine"] == "torch" and attrs.get("dtype") == "float64":
+        name += " (float64)"
     neurons = str(attrs.get("neurons", "rate"))
     if neurons == "rate":
         return name
