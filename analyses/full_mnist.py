@@ -162,8 +162,8 @@ def figure(groups, path: Path) -> None:
         ax.legend(fontsize=7, loc="lower right")
     axes[0, 0].set_ylabel("test accuracy (%), 10,000 test digits")
     axes[0, 0].set_ylim(97.0, 99.1)
-    fig.suptitle("Full MNIST: EP with rate and spiking units, and backprop, with and "
-                 "without random shifts of the training digits")
+    fig.suptitle("Full MNIST, test accuracy per epoch (solid: random shifts of the "
+                 "training digits; dashed: none)", fontsize=10)
     fig.tight_layout()
     io.write_figure(fig, path)
 
