@@ -47,6 +47,28 @@ def network():
 '''
 
 
+#: a 16-pixel model with integrate-and-fire settings for command-line spiking runs
+TINY_IF_MODEL = '''
+from cortex_ep.model.spec import layered
+
+TRAINING = {"epochs": 1, "batch_size": 5}
+IF = {"r_max_hz": 500.0, "free_ms": 30.0, "nudged_ms": 10.0}
+IF_TRAINING = {"plasticity": "phase", "beta": 1.0, "estimator": "symmetric"}
+
+
+def network():
+    return layered([16, 8, 10], (0.2, 0.1), name="tiny_if")
+'''
+
+
+def tiny_if_run_inputs(tmp_path):
+    """``(model file, IDX directory)`` of :data:`TINY_IF_MODEL` and 20 + 10 tiny digits."""
+    model = tmp_path / "tiny_if.py"
+    model.write_text(TINY_IF_MODEL)
+    (tmp_path / "idx").mkdir()
+    return model, make_idx_dir(tmp_path / "idx", n_train=20, n_test=10)
+
+
 def refused(argv, capsys) -> str:
     """Run ``cortex-ep argv``: it must exit 2 with one line and no traceback."""
     from cortex_ep.cli.main import main

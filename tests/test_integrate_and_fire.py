@@ -237,25 +237,12 @@ def test_if_options_belong_to_if_units():
 def test_train_with_if_units_from_the_command_line(tmp_path):
     """``cortex-ep train --neurons if``: the model's IF settings, the run's attributes say
     which neurons and read-out, and a resumed run keeps them."""
-    from conftest import make_idx_dir
+    from conftest import tiny_if_run_inputs
 
     from cortex_ep.cli.main import main
     from cortex_ep.recordings.run import open_run
 
-    model = tmp_path / "tiny_if.py"
-    model.write_text('''
-from cortex_ep.model.spec import layered
-
-TRAINING = {"epochs": 1, "batch_size": 5}
-IF = {"r_max_hz": 500.0, "free_ms": 30.0, "nudged_ms": 10.0}
-IF_TRAINING = {"plasticity": "phase", "beta": 1.0, "estimator": "symmetric"}
-
-
-def network():
-    return layered([16, 8, 10], (0.2, 0.1), name="tiny_if")
-''')
-    (tmp_path / "idx").mkdir()
-    data_dir = make_idx_dir(tmp_path / "idx", n_train=20, n_test=10)
+    model, data_dir = tiny_if_run_inputs(tmp_path)
     out = tmp_path / "run"
     argv = ["train", "--model", str(model), "--data", str(data_dir), "--neurons", "if",
             "--target", "numpy", "--membrane", "reset", "--out", str(out), "--record", "2"]

@@ -114,10 +114,9 @@ def test_poisson_twin_agrees_with_brian2_in_distribution(tmp_path):
         assert per_sample[0].mean() > 2
         assert abs(per_sample[0].mean() - per_sample[1].mean()) < 4 * error, pop.name
     # per-sample updates of the twin give the spread of a batch mean of n of them
-    tw = twin.spiking
-    t = {k: torch.as_tensor(v) for k, v in W.items()}, {k: torch.as_tensor(v) for k, v in b.items()}
-    a_rates, b_rates, _ = tw.run(torch.as_tensor(x), torch.as_tensor(d), *t,
-                                 torch.as_tensor(signs))
+    tensors = [{k: torch.as_tensor(v) for k, v in params.items()} for params in (W, b)]
+    a_rates, b_rates, _ = twin.spiking.run(torch.as_tensor(x), torch.as_tensor(d), *tensors,
+                                           torch.as_tensor(signs))
     factor = est.factors(signs)[0]
     spread = {}
     for proj in net.projections:
@@ -153,25 +152,12 @@ def test_twin_spiking_runs_refuse_the_continual_rule():
 def test_twin_spiking_run_from_the_command_line(tmp_path):
     """``cortex-ep train --engine torch --neurons if``: checkpoints, --record (spikes
     in the traces), --resume, ``info`` and ``plot`` as for a rate run."""
-    from conftest import make_idx_dir
+    from conftest import tiny_if_run_inputs
 
     from cortex_ep.cli.main import main
     from cortex_ep.recordings.run import open_run
 
-    model = tmp_path / "tiny_if.py"
-    model.write_text('''
-from cortex_ep.model.spec import layered
-
-TRAINING = {"epochs": 1, "batch_size": 5}
-IF = {"r_max_hz": 500.0, "free_ms": 30.0, "nudged_ms": 10.0}
-IF_TRAINING = {"plasticity": "phase", "beta": 1.0, "estimator": "symmetric"}
-
-
-def network():
-    return layered([16, 8, 10], (0.2, 0.1), name="tiny_if")
-''')
-    (tmp_path / "idx").mkdir()
-    data_dir = make_idx_dir(tmp_path / "idx", n_train=20, n_test=10)
+    model, data_dir = tiny_if_run_inputs(tmp_path)
     out = tmp_path / "run"
     common = ["--model", str(model), "--data", str(data_dir), "--neurons", "if",
               "--engine", "torch", "--threshold", "0.5"]
