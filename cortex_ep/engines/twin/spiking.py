@@ -206,6 +206,9 @@ class SpikingNetwork:
                  else torch.div(st.membrane, self.threshold, out=st.fired).floor_())
             if self.membrane_noise:  # noise can carry the membrane past 2θ
                 z.clamp_(max=1.0)
+            if self.refractory_steps > 0:
+                # ... and past θ again after the spike, where it holds while refractory
+                z.mul_(st.refractory <= 0)
             st.membrane.sub_(z, alpha=self.threshold)
             if self.refractory_steps > 0:
                 st.refractory.add_(z, alpha=self.refractory_steps)
