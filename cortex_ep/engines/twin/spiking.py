@@ -113,8 +113,7 @@ class SpikingNetwork:
         self.trace_decay = 1.0 - net.dt / spikes.tau_trace_ms
         self.leaky = self.integrate and math.isfinite(spikes.tau_m_ms)
         # Brian2 counts a refractory period in whole steps: timestep(refractory, dt)
-        self.refractory_steps = (int(spikes.refractory_ms / net.dt + 1e-3)
-                                 if self.integrate else 0)
+        self.refractory_steps = int(spikes.refractory_period_ms / net.dt + 1e-3)
         self.membrane_noise = (spikes.membrane_noise * spikes.threshold * math.sqrt(net.dt)
                                if self.integrate else 0.0)
         self.threshold = float(spikes.threshold) if self.integrate else 1.0
