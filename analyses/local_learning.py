@@ -68,24 +68,16 @@ def network(rule: str, feedback: str, model: str = "two_layer"):
 
 def alignment_angle(net, W) -> float:
     """Angle in degrees between the forward and feedback matrices (NaN where tied)."""
-    from cortex_ep.model import energy
+    from cortex_ep.gradients.alignment import feedback_angle
 
-    if not net.separate:
-        return float("nan")
-    forward = np.concatenate([np.ravel(W[p.name]) for p in net.separate])
-    back = np.concatenate([np.ravel(W[energy.feedback_name(p.name)]) for p in net.separate])
-    cos = forward @ back / (np.linalg.norm(forward) * np.linalg.norm(back))
-    return float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
+    return feedback_angle(net, W)
 
 
 def gradient_cosines(net, W, b, x, d) -> np.ndarray:
     """Cosine of the one-sided EP update at β = 0.01 to the exact gradient, per PARAMS."""
-    from cortex_ep.gradients import gradcheck
+    from cortex_ep.gradients.alignment import update_cosines
 
-    ds = gradcheck.gradcheck(net, x, d, W, b, [GRADIENT_BETA], ("one-sided",),
-                             precision="float64")
-    cos = ds.cosine.isel(beta=0, estimator=0, repeat=0)
-    return np.array([float(cos.sel(param=p)) if p in cos.param else np.nan for p in PARAMS])
+    return update_cosines(net, W, b, x, d, PARAMS, GRADIENT_BETA)
 
 
 def local_cell(rule: str, feedback: str, seed: int, *, engine: str = "torch",

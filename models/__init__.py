@@ -52,20 +52,25 @@ def load(name: str):
 
 
 def tuned_learning_rates(module, engine: str, plasticity: str = "phase",
-                         neurons: str = "rate", beta: float | None = None):
+                         neurons: str = "rate", beta: float | None = None,
+                         feedback_learning: str = "shared"):
     """The rates a model validated for this way of training, or None for the
     network's own (``LEARNING_RATES``, EP with the phase rule at the model's β).
 
     In order: the engine's (``ENGINE_LEARNING_RATES``: recurrent and feedforward
     backprop), the continual rule's (``CONTINUAL_LEARNING_RATES``), spiking
     neurons' (``SPIKING_LEARNING_RATES``, ``IF_LEARNING_RATES``), and for EP with rate units and
-    ``|beta| <= SMALL_BETA`` the small-β rates (``SMALL_BETA_LEARNING_RATES``).
+    ``|beta| <= SMALL_BETA`` the small-β rates (``SMALL_BETA_LEARNING_RATES``).  Kolen–Pollack
+    feedback learning with the phase rule and rate units takes
+    ``KOLEN_POLLACK_LEARNING_RATES``.
     """
     rates = getattr(module, "ENGINE_LEARNING_RATES", {}).get(engine)
     if plasticity == "continual":
         rates = getattr(module, "CONTINUAL_LEARNING_RATES", rates)
     if neurons in SETTINGS:
         return getattr(module, f"{SETTINGS[neurons]}_LEARNING_RATES", rates)
+    if rates is None and feedback_learning == "kolen-pollack":
+        rates = getattr(module, "KOLEN_POLLACK_LEARNING_RATES", None)
     if (rates is None and beta is not None
             and abs(beta) <= getattr(module, "SMALL_BETA", float("-inf"))):
         rates = getattr(module, "SMALL_BETA_LEARNING_RATES", None)

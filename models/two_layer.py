@@ -27,6 +27,13 @@ ENGINE_LEARNING_RATES = {"rbp": (0.05, 0.04), "backprop": (2.0, 0.5)}
 #: 92.9% over epochs 3-5, against 92.7% for 0.4 / 0.05 and at most 91.8% with an input
 #: rate of 0.1 or 0.2; 0.8 / 0.025, run alone the same way, gave 92.0%)
 CONTINUAL_LEARNING_RATES = (0.4, 0.025)
+#: Kolen–Pollack feedback (``--feedback separate --feedback-init random
+#: --feedback-learning kolen-pollack``, λ = 0.005 from :mod:`cortex_ep.model.defaults`):
+#: W_h1_y and B_h1_y decay by 1 − lr·λ per batch, so the output rate sets how fast B
+#: comes to match.  Chosen on the validation split (``python
+#: analyses/feedback_learning.py --split validation --tune``, 3,000 train / 1,000
+#: validation, 10 epochs, 3 seeds), the best accuracy whose angle fell below 10°.
+KOLEN_POLLACK_LEARNING_RATES = (0.4, 0.4)
 #: EP at small β (|β| <= SMALL_BETA, e.g. the public Laborieux-Axel MNIST settings:
 #: β = 0.1, 30 / 10 steps, batches of 50): at the rates above, the output units of
 #: whole classes fall silent early, where a nudge that weak cannot lift them, and

@@ -33,6 +33,9 @@ IF_CASES = {
         estimator=Estimator("random-sign", 0.5)),
     "random separate feedback, three layers": dict(
         sizes=(8, 6, 5, 3), net=dict(feedback="separate", feedback_init="random")),
+    "Kolen–Pollack feedback, three layers": dict(
+        sizes=(8, 6, 5, 3), net=dict(feedback="separate", feedback_init="random",
+                                     feedback_learning="kolen-pollack", feedback_decay=0.5)),
     "lateral weights in columns": dict(net=dict(columns={1: 2}, lateral_lr={1: 0.05})),
 }
 

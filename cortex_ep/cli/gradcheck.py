@@ -66,7 +66,7 @@ def _load_run(run: Path):
         if not (run / name).is_file():
             raise UsageError(f"--run {run} has no {name}; give the --out directory of a "
                              "cortex-ep train run")
-    from ..model.spec import with_feedback
+    from ..model.spec import with_feedback, with_feedback_learning
 
     history = io.read_dataset(run / "history.nc")
     weights = io.read_dataset(run / "weights.nc")
@@ -76,6 +76,9 @@ def _load_run(run: Path):
     if options.get("feedback"):
         net = with_feedback(net, options["feedback"], options.get("feedback_init",
                                                                   "transpose"))
+    if options.get("feedback_learning") or options.get("feedback_decay") is not None:
+        net = with_feedback_learning(net, options.get("feedback_learning") or "shared",
+                                     options.get("feedback_decay"))
     for proj in net.projections:
         var = f"W_{proj.name}"
         want = (net[proj.pre].size, net[proj.post].size)

@@ -27,7 +27,7 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     from ..model.neurons import NEURON_MODELS, integrate_and_fire_only
     from ..model.neurons import OPTIONS as SPIKING_OPTIONS
     from ..model.plasticity import RULES as PLASTICITY_RULES
-    from ..model.spec import FEEDBACK_INITS, FEEDBACK_MODES
+    from ..model.spec import FEEDBACK_INITS, FEEDBACK_LEARNING, FEEDBACK_MODES
 
     t = sub.add_parser("train", help="train a network by Equilibrium Propagation",
                        description="Train by EP; defaults come from the model's TRAINING.",
@@ -82,6 +82,14 @@ def add_train_parser(sub) -> argparse.ArgumentParser:
     t.add_argument("--feedback-init", choices=FEEDBACK_INITS, default="transpose",
                    help="with --feedback separate: start the feedback matrices equal to "
                         "the forward weights or as their own random draw")
+    t.add_argument("--feedback-learning", choices=FEEDBACK_LEARNING, default=None,
+                   help="with --feedback separate: the feedback matrices learn by the "
+                        "forward weights' local rule (shared, the default), never change "
+                        "(fixed: feedback alignment), or learn by it while both decay by "
+                        "1 - lr*lambda per batch (kolen-pollack), so that they come to match")
+    t.add_argument("--feedback-decay", type=float, default=None, metavar="LAMBDA",
+                   help="with --feedback-learning kolen-pollack: the decay lambda (per unit "
+                        "learning rate, per batch); unset: the validated default")
     t.add_argument("--neurons", choices=NEURON_MODELS, default="rate",
                    help="rate: units pass rho(s) to their synapses; spiking: Poisson spikes "
                         "at r_max rho(s); if: integrate-and-fire units with reset by "
@@ -195,7 +203,7 @@ def _prepare_train(args):
     from ..model import neurons
     from ..model.estimators import Estimator
     from ..model.relaxation import Relaxation
-    from ..model.spec import with_feedback, with_learning_rates
+    from ..model.spec import with_feedback, with_feedback_learning, with_learning_rates
 
     try:
         model = models.load(args.model)
@@ -214,11 +222,15 @@ def _prepare_train(args):
 
         # each way of training (engine, rule, neurons, small β) has its validated rates
         tuned = models.tuned_learning_rates(model, args.engine, args.plasticity,
-                                            args.neurons, pick("beta", 0.5))
+                                            args.neurons, pick("beta", 0.5),
+                                            args.feedback_learning or "shared")
         if args.lr is not None or tuned is not None:
             net = with_learning_rates(net, args.lr if args.lr is not None else tuned)
         if args.feedback is not None:
             net = with_feedback(net, args.feedback, args.feedback_init)
+        if args.feedback_learning is not None or args.feedback_decay is not None:
+            net = with_feedback_learning(net, args.feedback_learning or "shared",
+                                         args.feedback_decay)
         estimator = Estimator(pick("estimator", "random-sign"), pick("beta", 0.5))
         relaxation = Relaxation(pick("free_steps", 20), pick("nudged_steps", 4), args.noise,
                                 args.activation)
@@ -337,7 +349,8 @@ def cmd_train(args) -> int:
     method = {"rbp": "recurrent backprop", "backprop": "feedforward backprop"}.get(
         config.engine, f"EP {est.name} β={est.beta:g} {config.plasticity} rule")
     if net.separate:
-        method += ", separate feedback"
+        rules = sorted({p.feedback_rule.replace(":", " λ=") for p in net.separate})
+        method += f", separate feedback learning {'/'.join(rules)}"
     if config.spiking is not None:
         spikes = config.spiking
         method += (f", {'Poisson' if spikes.name == 'spiking' else 'integrate-and-fire'} "

@@ -12,7 +12,7 @@ import numpy as np
 from ..model import dynamics, energy
 from ..model.dynamics import zero_state
 from ..model.estimators import Estimator, ep_update
-from ..model.plasticity import Plasticity, continual_batches
+from ..model.plasticity import Plasticity, continual_batches, decay_weights
 from ..model.relaxation import Relaxation
 from ..model.spec import Network
 
@@ -63,6 +63,7 @@ def train_batch(net, x, target, W, b, estimator, relaxation, signs=None, rng=Non
         W[name] += lr * dW[name]
     for pop in net.dynamic:
         b[pop.name] += net.bias_lr(pop.name) * db[pop.name]
+    decay_weights(net, W)
     return states["free"][net.output.name]
 
 

@@ -32,12 +32,16 @@ from ..engines.twin.relax import to_tensors
 from ..model import dynamics, energy
 from ..model.estimators import Estimator, ep_update
 from ..model.plasticity import continual_batches
-from ..model.spec import Network, with_learning_rates
+from ..model.spec import Network, with_feedback_learning, with_learning_rates
 from .gradcheck import compare, flat_params, param_names
 
 
 def with_one_rate(net: Network, lr: float) -> Network:
-    """``net`` with every learning rate (weights, biases, lateral weights) set to ``lr``."""
+    """``net`` with every learning rate (weights, biases, lateral weights) set to ``lr``,
+    and separate feedback learning by the shared rule: the check measures the rule's
+    estimate for every matrix; keeping ``B`` fixed or decaying it is not part of it."""
+    if net.separate:
+        net = with_feedback_learning(net, "shared")
     net = with_learning_rates(net, [lr])
     pops = tuple(replace(p, lateral_lr=lr) if p.lateral else p for p in net.populations)
     return replace(net, populations=pops)

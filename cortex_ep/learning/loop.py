@@ -147,7 +147,10 @@ def network_attrs(net: Network) -> dict:
                                 for p in net.dynamic if p.columns),
             "lateral_learning_rates": " ".join(f"{p.name}:{p.lateral_lr:g}"
                                                for p in net.lateral),
-            "feedback": " ".join(f"{p.name}:{p.feedback_init}" for p in net.separate)}
+            # shared learning keeps the label that runs had before the other modes
+            "feedback": " ".join(f"{p.name}:{p.feedback_init}" + (
+                "" if p.feedback_learning == "shared" else f":{p.feedback_rule}")
+                for p in net.separate)}
 
 
 def _metrics(net, output, labels):

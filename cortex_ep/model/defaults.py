@@ -26,6 +26,10 @@ INIT_GAIN = 0.5
 #: they were validated at
 LEARNING_RATES = {"hidden": 0.4, "output": 0.05}
 REFERENCE_PRE_SIZE = {"hidden": 784, "output": 500}
+#: λ of Kolen–Pollack feedback learning (per unit learning rate, per batch): chosen
+#: for 784-500-10 with its Kolen–Pollack rates (``models/two_layer.py``) on a
+#: validation split (``analyses/feedback_learning.py --split validation --tune``)
+KOLEN_POLLACK_DECAY = 0.005
 
 
 def default_lr(pre_size: int, post_role: str) -> float:
@@ -36,7 +40,8 @@ def default_lr(pre_size: int, post_role: str) -> float:
 
 
 def inherit_defaults(proj, populations: dict):
-    """``proj`` with its unset ``lr`` / ``init_gain`` filled in.
+    """``proj`` with its unset ``lr`` / ``init_gain`` (and a Kolen–Pollack
+    projection's ``feedback_decay``) filled in.
 
     ``populations`` maps names to :class:`~cortex_ep.model.spec.Population`; a
     projection naming an unknown or invalid population is returned unchanged
@@ -50,4 +55,6 @@ def inherit_defaults(proj, populations: dict):
             and post.role in LEARNING_RATES and isinstance(pre.size, int)
             and not isinstance(pre.size, bool) and pre.size > 0):
         changes["lr"] = default_lr(pre.size, post.role)
+    if proj.feedback_learning == "kolen-pollack" and proj.feedback_decay is None:
+        changes["feedback_decay"] = KOLEN_POLLACK_DECAY
     return replace(proj, **changes) if changes else proj

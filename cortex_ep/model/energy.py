@@ -129,11 +129,22 @@ def param_label(key: str) -> str:
 
 def weight_learning_rates(net: Network) -> dict:
     """Learning rate of every entry of ``W``: projections' ``lr`` (their feedback
-    matrices' too), lateral ``lateral_lr``."""
+    matrices' too, 0 where ``fixed``), lateral ``lateral_lr``."""
     rates = {p.name: p.lr for p in net.projections}
     rates.update({lateral_name(p.name): p.lateral_lr for p in net.lateral})
-    rates.update({feedback_name(p.name): p.lr for p in net.separate})
+    rates.update({feedback_name(p.name): 0.0 if p.feedback_learning == "fixed" else p.lr
+                  for p in net.separate})
     return rates
+
+
+def weight_decay_factors(net: Network) -> dict:
+    """``{key of W: 1 − lr · λ}`` for the matrices that decay at the end of every
+    minibatch: both ``W`` and ``B`` of a Kolen–Pollack projection."""
+    factors = {}
+    for p in net.separate:
+        if p.feedback_learning == "kolen-pollack":
+            factors[p.name] = factors[feedback_name(p.name)] = 1.0 - p.lr * p.decay
+    return factors
 
 
 def lateral_current(rate, L):

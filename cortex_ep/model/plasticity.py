@@ -28,6 +28,12 @@ the earlier ones.  (The C-EP paper instead runs a batch in parallel on shared
 weights that change by the batch-averaged step; we keep the one definition
 that every engine can run, Brian2 included.)
 
+Kolen–Pollack feedback (:class:`~cortex_ep.model.spec.Projection`,
+``feedback_learning``).  Under either rule, at the end of every minibatch and
+after its updates, ``W`` and ``B`` of such a projection are multiplied by
+``1 − lr · λ`` (:func:`decay_weights`); ``B − W``, which both rules change
+alike, shrinks by that factor per batch.
+
 Symmetric estimator.  The C-EP paper nudges one-sidedly.  Restarting the −β
 phase from the free fixed point, as the phase rule does, would need that
 state stored, so under ``continual`` the network goes free → −β (no
@@ -127,6 +133,16 @@ def _add_scaled(target, update, alpha: float) -> None:
         target += alpha * update
 
 
+def decay_weights(net, W: dict) -> None:
+    """The end of a minibatch: the Kolen–Pollack decay of ``W`` in place (numpy
+    arrays or tensors)."""
+    for name, factor in energy.weight_decay_factors(net).items():
+        if hasattr(W[name], "mul_"):
+            W[name].mul_(factor)
+        else:
+            W[name] *= factor
+
+
 def continual_batches(net, x, d, W: dict, b: dict, estimator: Estimator, signs,
                       batch_size: int, nudged_steps: int, free_phase,
                       activation="hard_sigmoid", noise: float = 0.0, rng=None) -> list:
@@ -142,4 +158,5 @@ def continual_batches(net, x, d, W: dict, b: dict, estimator: Estimator, signs,
             outputs.append(continual_sample(
                 net, x[i:i + 1], d[i:i + 1], W, b, estimator, float(signs[i]), 1.0 / size,
                 nudged_steps, free_phase, activation, noise, rng))
+        decay_weights(net, W)
     return outputs

@@ -32,6 +32,8 @@ Role = Literal["input", "hidden", "output"]
 FEEDBACK_MODES = ("tied", "separate")
 #: how a separate feedback matrix starts: the forward weights, or its own random draw
 FEEDBACK_INITS = ("transpose", "random")
+#: how a separate feedback matrix learns (the docs' model page, "how feedback learns")
+FEEDBACK_LEARNING = ("shared", "fixed", "kolen-pollack")
 
 
 class SpecError(ValueError):
@@ -116,6 +118,16 @@ class Projection:
     feedback_init : {"transpose", "random"}
         With ``separate``: ``B`` starts equal to ``W`` (``transpose``) or as an
         independent Glorot draw of the same scale (``random``).
+    feedback_learning : {"shared", "fixed", "kolen-pollack"}
+        With ``separate``: ``B`` learns by ``W``'s local rule (``shared``), never
+        changes (``fixed``, feedback alignment), or learns by ``W``'s rule while
+        ``W`` and ``B`` both decay (``kolen-pollack``): at the end of every
+        minibatch, after its updates, both are multiplied by ``1 − lr · λ``, so
+        that ``B − W`` shrinks by that factor per batch whatever ``B`` started as.
+    feedback_decay : float, optional
+        λ of ``kolen-pollack`` (per unit learning rate, per batch); unset, the
+        validated default (:mod:`cortex_ep.model.defaults`).  Only with
+        ``kolen-pollack``; ``lr · λ`` must stay below 1.
     """
 
     pre: str
@@ -124,6 +136,8 @@ class Projection:
     init_gain: float | None = None
     feedback: str = "tied"
     feedback_init: str = "transpose"
+    feedback_learning: str = "shared"
+    feedback_decay: float | None = None
 
     @property
     def name(self) -> str:
@@ -133,6 +147,19 @@ class Projection:
     def separate(self) -> bool:
         """Whether the top-down current has its own matrix ``B``."""
         return self.feedback == "separate"
+
+    @property
+    def feedback_rule(self) -> str:
+        """How ``B`` learns, for files and tables: ``shared``, ``fixed`` or
+        ``kolen-pollack:λ``."""
+        if self.feedback_learning == "kolen-pollack":
+            return f"kolen-pollack:{self.decay:g}"
+        return self.feedback_learning
+
+    @property
+    def decay(self) -> float:
+        """λ of the Kolen–Pollack decay; 0 for every other projection."""
+        return float(self.feedback_decay or 0.0)
 
 
 @dataclass(frozen=True)
@@ -259,11 +286,41 @@ class Network:
                 raise SpecError(f"projection {proj.name} has feedback_init "
                                 f"{proj.feedback_init!r}; choose one of "
                                 f"{', '.join(FEEDBACK_INITS)}")
+            self._check_feedback_learning(proj)
             if proj.separate and self._by_name[proj.pre].role == "input":
                 raise SpecError(f"projection {proj.name} comes from the clamped input, which "
                                 "receives no top-down current: a separate feedback matrix "
                                 "would never act; keep feedback='tied' there")
         self._check_order()
+
+    @staticmethod
+    def _check_feedback_learning(proj: Projection) -> None:
+        if proj.feedback_learning not in FEEDBACK_LEARNING:
+            raise SpecError(f"projection {proj.name} has feedback_learning "
+                            f"{proj.feedback_learning!r}; choose one of "
+                            f"{', '.join(FEEDBACK_LEARNING)}")
+        if not proj.separate and proj.feedback_learning != "shared":
+            raise SpecError(f"projection {proj.name} has tied feedback, which has no "
+                            f"matrix of its own to learn {proj.feedback_learning!r}: set "
+                            "feedback='separate' (--feedback separate), or drop "
+                            "feedback_learning")
+        if proj.feedback_decay is None:
+            return
+        if proj.feedback_learning != "kolen-pollack":
+            raise SpecError(f"projection {proj.name} has feedback_decay "
+                            f"{proj.feedback_decay!r} with feedback_learning "
+                            f"{proj.feedback_learning!r}; the decay λ belongs to "
+                            "'kolen-pollack': choose it (--feedback-learning kolen-pollack) "
+                            "or drop the decay")
+        lam = proj.feedback_decay
+        if (isinstance(lam, bool) or not isinstance(lam, (int, float))
+                or not math.isfinite(lam) or lam < 0):
+            raise SpecError(f"projection {proj.name} has feedback_decay {lam!r}; the "
+                            "Kolen–Pollack decay λ must be a finite value >= 0 (e.g. 0.05)")
+        if proj.lr * lam >= 1:
+            raise SpecError(f"projection {proj.name}: lr · λ = {proj.lr:g} · {lam:g} >= 1 "
+                            "would flip the weights' sign at every batch; choose "
+                            f"λ < {1 / proj.lr:g}")
 
     def _check_order(self) -> None:
         order = self.order
@@ -352,18 +409,34 @@ def with_learning_rates(net: Network, lrs) -> Network:
     return replace(net, projections=projs)
 
 
-def with_feedback(net: Network, feedback: str, feedback_init: str = "transpose") -> Network:
-    """``net`` with this feedback mode between dynamic populations (input: tied)."""
+def with_feedback(net: Network, feedback: str, feedback_init: str = "transpose",
+                  learning: str = "shared", decay: float | None = None) -> Network:
+    """``net`` with this feedback mode between dynamic populations (input: tied):
+    ``feedback``, ``feedback_init``, ``feedback_learning`` and ``feedback_decay``
+    of :class:`Projection`."""
     projs = tuple(p if net[p.pre].role == "input" else
-                  replace(p, feedback=feedback, feedback_init=feedback_init)
+                  replace(p, feedback=feedback, feedback_init=feedback_init,
+                          feedback_learning=learning, feedback_decay=decay)
                   for p in net.projections)
+    return replace(net, projections=projs)
+
+
+def with_feedback_learning(net: Network, learning: str, decay: float | None = None) -> Network:
+    """``net`` whose separate feedback matrices learn by ``learning`` (with ``decay``
+    λ for ``kolen-pollack``; see :class:`Projection`)."""
+    if not net.separate:
+        raise SpecError(f"network {net.name!r} has no separate feedback matrix to learn "
+                        f"{learning!r}: add --feedback separate (feedback='separate')")
+    projs = tuple(replace(p, feedback_learning=learning, feedback_decay=decay)
+                  if p.separate else p for p in net.projections)
     return replace(net, projections=projs)
 
 
 def layered(sizes, lrs, *, tau: float = 10.0, dt: float = 5.0, name: str | None = None,
             columns: dict[int, int] | None = None, init_gain: float | None = None,
             lateral_lr: dict[int, float] | None = None, feedback: str = "tied",
-            feedback_init: str = "transpose") -> Network:
+            feedback_init: str = "transpose", feedback_learning: str = "shared",
+            feedback_decay: float | None = None) -> Network:
     """A chain ``x -> h1 -> … -> y`` with the given layer sizes and learning rates.
 
     Parameters
@@ -378,7 +451,7 @@ def layered(sizes, lrs, *, tau: float = 10.0, dt: float = 5.0, name: str | None 
         Scale of every projection's initial weights (default: the validated 0.5).
     lateral_lr : dict, optional
         ``{layer_index: rate}`` for hidden layers with lateral in-column weights.
-    feedback, feedback_init : str
+    feedback, feedback_init, feedback_learning : str; feedback_decay : float, optional
         Feedback mode of every projection between dynamic layers (see
         :class:`Projection`); projections from the input stay tied.
     """
@@ -397,4 +470,6 @@ def layered(sizes, lrs, *, tau: float = 10.0, dt: float = 5.0, name: str | None 
                  in enumerate(zip(names, sizes, roles)))
     projs = tuple(Projection(a, b, lr, init_gain) for a, b, lr in zip(names, names[1:], lrs))
     net = Network(pops, projs, tau=tau, dt=dt, name=name or "-".join(str(s) for s in sizes))
-    return net if feedback == "tied" else with_feedback(net, feedback, feedback_init)
+    if feedback == "tied" and feedback_learning == "shared" and feedback_decay is None:
+        return net
+    return with_feedback(net, feedback, feedback_init, feedback_learning, feedback_decay)

@@ -219,8 +219,14 @@ class BrianEngine:
         sample_dt = self.steps_per_sample * dt
         clock = b2.Clock(dt=dt, name="ep_clock")
         b2.seed(self.seed)
+        decays = energy.weight_decay_factors(net)
+        # Kolen–Pollack decays at the batch end (the continual rule has no batch-end
+        # event of its own otherwise), by lr · λ times the epoch's rate factor
+        table_names = RULE_TABLES[self.plasticity.rule] + (
+            ("apply_scale",) if continual and decays else ()) + (
+            ("decay_scale",) if decays else ())
         tables = {name: b2.TimedArray(getattr(schedule, name), dt=sample_dt, name=name)
-                  for name in RULE_TABLES[self.plasticity.rule]}
+                  for name in table_names}
         # Synapses own an internal variable ``targets``: the table is ``target_table``
         namespace = {("target_table" if k == "targets" else k): v for k, v in tables.items()}
         namespace.update(
@@ -231,6 +237,8 @@ class BrianEngine:
             T_learn=rel.free_steps + (rel.nudged_steps if symmetric else 0))
         for proj in net.projections:
             namespace[f"lr_{proj.name}"] = proj.lr
+            if eq.decay_name(proj):
+                namespace[eq.decay_name(proj)] = proj.lr * proj.decay
         for pop in net.dynamic:
             namespace[f"lr_bias_{pop.name}"] = net.bias_lr(pop.name)
         for pop in net.lateral:
@@ -265,7 +273,7 @@ class BrianEngine:
                           refractory=(spikes.refractory_period_ms * b2.ms
                                       if spikes.refractory_period_ms > 0 else False))
         for pop in net.dynamic:
-            events = eq.population_events(symmetric, continual, spikes)
+            events = eq.population_events(symmetric, continual, spikes, bool(decays))
             group = b2.NeuronGroup(
                 pop.size, eq.population_equations(net, pop, rel.activation, rel.noise > 0,
                                                   continual, continual and symmetric, spikes),
@@ -296,8 +304,10 @@ class BrianEngine:
             code, back = code if isinstance(code, tuple) else (code, {})
             events = {e: e for e in [*code, *back]}
             events.update({e: "spike" for e in ("spike", "spike_back") if e in events})
-            syn = b2.Synapses(source, target, model=model, on_pre=code, on_post=back or None,
-                              on_event=events, clock=clock, name=name,
+            # fixed feedback synapses only carry their current: no event at all
+            syn = b2.Synapses(source, target, model=model, on_pre=code or None,
+                              on_post=back or None, on_event=events, clock=clock,
+                              name=name,
                               namespace=namespace)
             syn.connect(**connect)
             for pathway in syn._pathways:

@@ -119,17 +119,35 @@ def learn_start(spikes) -> str:
     return f"{seen(spikes)}_start"
 
 
-def rule_code(lr: str, continual: bool, spikes=None) -> dict:
+def rule_code(lr: str, continual: bool, spikes=None, decay: str | None = None) -> dict:
     """``{event: code}`` of a synapse between two dynamic populations learning at
-    the namespace constant ``lr``: the phase rule or the continual rule."""
+    the namespace constant ``lr``: the phase rule or the continual rule; with
+    ``decay`` (the namespace constant ``lr · λ`` of a Kolen–Pollack projection)
+    the weight shrinks by ``1 − lr · λ`` (times the epoch's rate factor) at the
+    end of every minibatch."""
+    shrink = [f"w *= 1 - {decay} * decay_scale(t)"] if decay else []
     if continual:
         v, p = seen(spikes), previous(spikes)
-        return {"plastic": f"w += {lr} * step_scale(t) * "
+        code = {"plastic": f"w += {lr} * step_scale(t) * "
                            f"({v}_pre * {v}_post - {p}_pre * {p}_post)"}
+        if decay:
+            code["apply"] = shrink[0]
+        return code
     return {
         "learn": "dw += ep_factor(t) * (ra_pre * ra_post - rb_pre * rb_post)",
-        "apply": f"w += {lr} * apply_scale(t) * dw\ndw = 0",
+        "apply": "\n".join([f"w += {lr} * apply_scale(t) * dw", "dw = 0", *shrink]),
     }
+
+
+def decay_name(proj: Projection) -> str | None:
+    """The namespace constant ``lr · λ`` of a Kolen–Pollack projection, else None."""
+    return f"decay_{proj.name}" if proj.feedback_learning == "kolen-pollack" else None
+
+
+def learns(proj: Projection, feedback: bool) -> bool:
+    """Whether these synapses (the projection's, or with ``feedback`` its separate
+    feedback synapses) change: fixed feedback does not."""
+    return not (feedback and proj.feedback_learning == "fixed")
 
 
 def weight_variables(continual: bool) -> list[str]:
@@ -258,18 +276,25 @@ PLASTIC_STEPS = "k >= T_learn and k < T_learn + T_nudge and step_scale(t) != 0"
 #: its last step, when the input synapses add their telescoped change
 LAST_PLASTIC_STEP = "k == T_learn + T_nudge - 1 and step_scale(t) != 0"
 
-def population_events(symmetric: bool, continual: bool = False, spikes=None) -> dict:
-    """Custom events of a hidden or output population (conditions on ``k``)."""
+#: a minibatch's last step: the phase rule applies its update, Kolen–Pollack decays
+BATCH_END = "k == steps_per_sample - 1 and apply_scale(t) > 0"
+
+
+def population_events(symmetric: bool, continual: bool = False, spikes=None,
+                      decaying: bool = False) -> dict:
+    """Custom events of a hidden or output population (conditions on ``k``);
+    ``decaying``: some synapses decay at a minibatch's end (Kolen–Pollack)."""
     if continual:
         # free_end only marks the free phase's output for the monitor: nothing is stored
         return {"free_end": "k == T_free - 1", "plastic": PLASTIC_STEPS,
                 "learn_start": "k == T_learn and step_scale(t) != 0",
-                "finish": "k == steps_per_sample - 1"}
+                "finish": "k == steps_per_sample - 1",
+                **({"apply": BATCH_END} if decaying else {})}
     events = {
         "free_end": "k == T_free - 1",
         "pos_end": "k == T_free + T_nudge - 1",
         "learn": "k == steps_per_sample - 1 and ep_factor(t) != 0",
-        "apply": "k == steps_per_sample - 1 and apply_scale(t) > 0",
+        "apply": BATCH_END,
         "finish": "k == steps_per_sample - 1",
     }
     if symmetric:
@@ -357,7 +382,8 @@ def synapse_event_code(net: Network, proj: Projection, continual: bool = False,
                        spikes=None, feedback: bool = False) -> tuple[dict, dict]:
     """``({event of the pre group: code}, {event of the post group: code})`` of a
     projection's synapses, or with ``feedback`` of its separate feedback synapses."""
-    code = rule_code(f"lr_{proj.name}", continual, spikes)
+    code = (rule_code(f"lr_{proj.name}", continual, spikes, decay_name(proj))
+            if learns(proj, feedback) else {})
     if net[proj.pre].role != "input":
         back = {}
         if spikes:

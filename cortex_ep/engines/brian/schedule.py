@@ -27,6 +27,9 @@ class Schedule:
     apply_scale : (n,) array, ``1 / batch size`` at a batch's last sample, else 0
     step_scale : (n,) array, ``ep_factor / batch size`` for every sample (the
         continual rule's per-step factor; 0 = do not learn)
+    decay_scale : (n,) array, the learning-rate schedule's factor of this epoch
+        (1 without one; 0 = do not learn): it scales ``lr · λ`` of the
+        Kolen–Pollack decay as it scales the rates
     """
 
     pixels: np.ndarray
@@ -35,6 +38,7 @@ class Schedule:
     ep_factor: np.ndarray
     apply_scale: np.ndarray
     step_scale: np.ndarray
+    decay_scale: np.ndarray
 
     @property
     def n(self) -> int:
@@ -58,12 +62,15 @@ def make_schedule(x, d, estimator: Estimator, rng=None, batch_size: int = 1,
         sizes = np.diff(np.concatenate([[0], ends]))
         scale[ends - 1] = 1.0 / sizes
         step_scale = factor / np.repeat(sizes, sizes)
+    # a learning-rate schedule reaches the engine as factors scaled by ``scale``
+    decay_scale = np.full(n, float(getattr(estimator, "scale", 1.0)) if learn else 0.0)
     return Schedule(np.ascontiguousarray(x, float), np.ascontiguousarray(d, float),
-                    np.ascontiguousarray(signs, float), factor, scale, step_scale)
+                    np.ascontiguousarray(signs, float), factor, scale, step_scale,
+                    decay_scale)
 
 
 SCHEDULE_FIELDS = ("pixels", "targets", "nudge_sign", "ep_factor", "apply_scale",
-                   "step_scale")
+                   "step_scale", "decay_scale")
 #: the per-sample tables each plasticity rule reads
 RULE_TABLES = {"phase": ("pixels", "targets", "nudge_sign", "ep_factor", "apply_scale"),
                "continual": ("pixels", "targets", "nudge_sign", "step_scale")}

@@ -9,7 +9,7 @@ from ...model import energy
 from ...model.dynamics import record_phases, zero_state
 from ...model.estimators import Estimator, ep_update
 from ...model.neurons import Spiking
-from ...model.plasticity import Plasticity, continual_batches
+from ...model.plasticity import Plasticity, continual_batches, decay_weights
 from ...model.relaxation import Relaxation
 from ...model.spec import Network
 from .fast import relax
@@ -121,6 +121,7 @@ class TorchEngine:
                 W[name].add_(g, alpha=self.lr[name])
             for name, g in db.items():
                 b[name].add_(g, alpha=self.lr_bias[name])
+            decay_weights(self.net, W)
             outputs.append(free)
         test_out = self.predict(W, b, x_test)
         return (to_numpy(W), to_numpy(b), torch.cat(outputs).cpu().numpy(),
