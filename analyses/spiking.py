@@ -16,9 +16,10 @@ run in the Brian2 engine, side by side.
    (symmetric estimator, β = 1), per parameter and over all of them.  Under
    the continual rule the rates are the model's × 1e-3, so that the update is
    its small-rate direction.  Beside it: the free-phase accuracy of
-   ``--test`` held-out digits with those weights, the hidden units' mean rate
-   and the coefficient of variation (CV) of their inter-spike intervals over
-   the second half of the free phase (``--probe`` digits), spikes and seconds
+   ``--test`` held-out digits with those weights, the hidden units' mean rate,
+   the coefficient of variation (CV) of their inter-spike intervals and the
+   Fano factor of their counts in 10 ms bins over the second half of the free
+   phase (``--probe`` digits; Elephant on Neo spike trains), spikes and seconds
    per sample (the second run of a built binary: no compilation).
 3. **Accuracy against r_max** (``--part accuracy``, ``accuracy.nc``).  The
    model's training recipe for each spiking neuron model (``IF_TRAINING``:
@@ -180,32 +181,27 @@ def measure(net, W, b, batch, test, probe, rule, spikes, target, build_root, dt=
 
 def spike_statistics(engine, net, W, b, probe, spikes) -> dict:
     """Spikes per sample, and of the hidden units over the second half of the free
-    phase: mean rate (Hz) and mean CV of inter-spike intervals (units with ≥ 3 spikes)."""
+    phase, by Elephant on Neo spike trains: mean rate (Hz), mean CV of inter-spike
+    intervals and mean Fano factor of counts in 10 ms bins (units with ≥ 3 spikes)."""
+    from cortex_ep.recordings import spiketrains, traces
+
     x, d = probe
     states = engine.record(W, b, x, d, np.ones(len(x)))
     total = sum(len(v) for k, v in states.items() if isinstance(k, tuple))
-    first = spikes.free_steps // 2
-    window_s = (spikes.free_steps - first) * spikes.dt_ms / 1000.0
-    rates, cvs = [], []
-    for pop in (p for p in net.dynamic if p.role == "hidden"):
-        sample, step, unit = states[("spikes", pop.name)].T
-        keep = (step >= first) & (step < spikes.free_steps)
-        order = np.lexsort((step[keep], unit[keep], sample[keep]))
-        s, u, k = sample[keep][order], unit[keep][order], step[keep][order]
-        counts = np.zeros((len(x), pop.size))
-        np.add.at(counts, (s, u), 1)
-        rates.append(counts.ravel() / window_s)
-        train_id = s * pop.size + u
-        same = train_id[1:] == train_id[:-1]
-        isi = np.diff(k)[same].astype(float)
-        ids = train_id[1:][same]
-        for i in np.unique(ids):
-            intervals = isi[ids == i]
-            if len(intervals) >= 2:
-                cvs.append(intervals.std() / intervals.mean())
-    return {"spikes_per_sample": total / len(x),
-            "hidden_rate_hz": float(np.mean(np.concatenate(rates))),
-            "hidden_cv": float(np.mean(cvs)) if cvs else float("nan")}
+    phases = engine.plasticity.phases(engine.estimator)
+    recorded = traces.spike_variables(states, net, spikes.free_steps, spikes.nudged_steps,
+                                      phases, np.arange(len(x))).assign_coords(
+        phase=list(phases), **traces.unit_coords(net))
+    durations = {p: (spikes.free_steps if p == "free" else spikes.nudged_steps) * spikes.dt_ms
+                 for p in phases}
+    hidden = [p.name for p in net.dynamic if p.role == "hidden"]
+    trains = [t for t in spiketrains.spike_trains(
+        recorded, "free", t_start_ms=(spikes.free_steps // 2) * spikes.dt_ms,
+        t_stop_ms=spikes.free_steps * spikes.dt_ms, durations_ms=durations)
+        if t.annotations["population"] in hidden]
+    stats = spiketrains.statistics(trains)
+    return {"spikes_per_sample": total / len(x), "hidden_rate_hz": stats["rate_hz"],
+            "hidden_cv": stats["cv"], "hidden_fano": stats["fano"]}
 
 
 def sweep(net, W, b, digits, rows, batch: int, n_test: int, n_probe: int, target,
@@ -242,7 +238,8 @@ def sweep(net, W, b, digits, rows, batch: int, n_test: int, n_probe: int, target
             f"r_max {spikes.r_max_hz:5.0f} Hz, {spikes.free_ms:.0f}/{spikes.nudged_ms:.0f} ms: "
             f"cosine {' '.join(f'{c:.3f}' for c in cos)} (all {total:.3f}), accuracy "
             f"{100 * got['accuracy']:.1f}% (rate {100 * rate['accuracy']:.1f}%), hidden "
-            f"{got['hidden_rate_hz']:.0f} Hz CV {got['hidden_cv']:.2f}, "
+            f"{got['hidden_rate_hz']:.0f} Hz CV {got['hidden_cv']:.2f} "
+            f"Fano {got['hidden_fano']:.2f}, "
             f"{1000 * got['seconds_per_sample']:.2f} ms/sample "
             f"(rate {1000 * rate['seconds_per_sample']:.2f})")
     return xr.Dataset(
@@ -258,6 +255,9 @@ def sweep(net, W, b, digits, rows, batch: int, n_test: int, n_probe: int, target
          "hidden_rate": ("setting", [r["hidden_rate_hz"] for r in records], {"units": "Hz"}),
          "hidden_cv": ("setting", [r["hidden_cv"] for r in records],
                        {"long_name": "mean CV of the hidden units' inter-spike intervals"}),
+         "hidden_fano": ("setting", [r["hidden_fano"] for r in records],
+                         {"long_name": "mean Fano factor of the hidden units' spike counts "
+                                       "in 10 ms bins"}),
          "seconds_per_sample": ("setting", [r["seconds_per_sample"] for r in records],
                                 {"units": "s"}),
          "rate_seconds_per_sample": ("setting",
@@ -323,7 +323,7 @@ def accuracy_sweep(model_name, digits, out: Path, r_maxes, epochs: int, neurons=
                 history, _, _ = train(net, digits, config, out=cell, resume=done > 0,
                                       progress=False, on_divergence="warn")
             else:
-                history = xr.open_dataset(cell / "history.nc")
+                history = io.read_dataset(cell / "history.nc")
             accuracy[i, j] = float(history.test_accuracy[-1])
             log(f"{kind:7s} r_max {r_max:5.0f} Hz: {100 * accuracy[i, j]:.1f}% after {epochs} "
                 f"epochs ({time.perf_counter() - start:.0f} s this call)")
@@ -513,7 +513,7 @@ def table(ds: xr.Dataset) -> list[str]:
     params = [str(p) for p in ds.param.values]
     lines = ["neurons | rule | read-out | setting | r_max Hz | free/nudged ms | "
              "spikes/phase at ρ=1 (free / nudged) | " + " | ".join(f"cos {p}" for p in params)
-             + " | accuracy % | rate model % | hidden Hz | CV | ms/sample (rate)"]
+             + " | accuracy % | rate model % | hidden Hz | CV | Fano | ms/sample (rate)"]
     for i in ds.setting.values:
         row = ds.sel(setting=i)
         lines.append(
@@ -524,7 +524,7 @@ def table(ds: xr.Dataset) -> list[str]:
             + " | ".join(f"{float(c):.3f}" for c in row.cosine.values)
             + f" | {100 * float(row.accuracy):.1f} | {100 * float(row.rate_accuracy):.1f} | "
             f"{float(row.hidden_rate):.0f} | {float(row.hidden_cv):.2f} | "
-            f"{1000 * float(row.seconds_per_sample):.2f} "
+            f"{float(row.hidden_fano):.2f} | {1000 * float(row.seconds_per_sample):.2f} "
             f"({1000 * float(row.rate_seconds_per_sample):.2f})")
     return lines
 

@@ -24,7 +24,23 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # xarray loads with the first netCDF file: reading digits needs none
     import xarray as xr
 
-NETCDF_ENGINE = "netcdf4"
+
+
+def _netcdf_engine() -> str:
+    """xarray's netCDF engine: ``h5netcdf`` where it is installed (the ``[nwb]``
+    extra), else ``netcdf4``.
+
+    pynwb writes NWB through h5py, which bundles its own HDF5 library; netCDF4
+    bundles another.  Two HDF5 libraries used in one process corrupt each other
+    (segmentation faults, "NetCDF: HDF error"), so where h5py is present the
+    run files go through it too.  Both engines read each other's files.
+    """
+    from importlib.util import find_spec
+
+    return "h5netcdf" if find_spec("h5netcdf") is not None else "netcdf4"
+
+
+NETCDF_ENGINE = _netcdf_engine()
 
 
 _deferring = False

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from cortex_ep import io
 from cortex_ep.recordings import columns
 
 LABELS = np.array([0, 1, 2, 0, 1, 2])          # balanced: 3 digits, 2 samples each
@@ -325,8 +326,8 @@ def test_column_metrics_collects_everything_and_round_trips(traces, tmp_path):
     np.testing.assert_allclose(metrics.abs_final_difference.values,
                                np.abs(nudges()).mean(axis=1))
     path = tmp_path / "metrics.nc"
-    metrics.to_netcdf(path)
-    with xr.open_dataset(path) as reread:
+    metrics.to_netcdf(path, engine=io.NETCDF_ENGINE)
+    with xr.open_dataset(path, engine=io.NETCDF_ENGINE) as reread:
         xr.testing.assert_identical(reread.load(), metrics)
 
 

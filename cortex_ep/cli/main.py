@@ -48,7 +48,7 @@ def _dispatch(args, argv) -> int:
         from .gradcheck import cmd_gradcheck
 
         return cmd_gradcheck(args)
-    if args.command in ("plot", "info"):
+    if args.command in ("plot", "info", "export"):
         from .run import run_command
 
         return run_command(args)

@@ -1,5 +1,6 @@
-"""``cortex-ep plot RUN`` and ``cortex-ep info RUN``: look at a finished (or
-interrupted) training run without writing code."""
+"""``cortex-ep plot RUN``, ``cortex-ep info RUN`` and ``cortex-ep export RUN``: look at
+a finished (or interrupted) training run without writing code, or hand its recordings
+to the field's tools (NWB)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from .messages import HelpFormatter, UsageError
 
 #: the subcommands this module adds to ``cortex-ep``
-COMMANDS = ("plot", "info")
+COMMANDS = ("plot", "info", "export")
 
 
 def add_parsers(sub) -> None:
@@ -27,6 +28,21 @@ def add_parsers(sub) -> None:
                        description="Print a run's settings, its finished epochs, the best "
                                    "and last held-out accuracy, and the training time.")
     i.add_argument("run", type=Path, metavar="RUN", help="a cortex-ep train --out directory")
+    e = sub.add_parser("export", help="write a run's recordings as an NWB file",
+                       description="Write a recorded run (cortex-ep train --record N) as one "
+                                   "NWB file: settings, a trials table with the phases as "
+                                   "intervals, state traces per population, spikes of "
+                                   "spiking runs in the Units table, and the final weights. "
+                                   "Needs the optional extra: pip install 'cortex-ep[nwb]'.",
+                       formatter_class=HelpFormatter)
+    e.add_argument("run", type=Path, metavar="RUN", help="a cortex-ep train --out directory "
+                                                         "with recordings")
+    e.add_argument("--nwb", type=Path, required=True, metavar="FILE.nwb",
+                   help="the NWB file to write")
+    e.add_argument("--force", action="store_true", help="replace an existing FILE.nwb")
+    e.add_argument("--spikes", action="store_true",
+                   help="require spikes (refuse a rate run); spiking runs' spikes are "
+                        "written either way")
 
 
 def _open(path: Path):
@@ -109,6 +125,17 @@ def cmd_info(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from ..recordings.nwb import ExportError, export_nwb
+
+    try:
+        path = export_nwb(args.run, args.nwb, force=args.force, spikes=args.spikes)
+    except ExportError as err:
+        raise UsageError(str(err)) from None
+    print(f"written: {path}")
+    return 0
+
+
 def run_command(args) -> int:
-    """Dispatch ``plot`` or ``info``."""
-    return {"plot": cmd_plot, "info": cmd_info}[args.command](args)
+    """Dispatch ``plot``, ``info`` or ``export``."""
+    return {"plot": cmd_plot, "info": cmd_info, "export": cmd_export}[args.command](args)
