@@ -244,3 +244,21 @@ def test_dead_units_quick(tmp_path):
                            str(run)], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "dead output units in all 1 runs:" in proc.stdout
+
+
+def test_feedback_learning_quick(tmp_path):
+    text = _run("feedback_learning.py", tmp_path)
+    assert "kolen-pollack λ=0.005" in text and "vs tied" in text
+    ds = io.read_dataset(tmp_path / "feedback_learning.nc")
+    assert list(ds.feedback.values[:3]) == ["tied", "shared", "fixed"]
+    assert ds.alignment_angle.dims == ("feedback", "seed", "epoch")
+    assert np.isnan(ds.alignment_angle.sel(feedback="tied")).all()
+    start = ds.alignment_angle.sel(epoch=0).drop_sel(feedback="tied")
+    assert float(start.min()) > 80  # a random B starts nearly orthogonal to W
+    # a fixed B never moves, so its angle to the learning W cannot close as fast as
+    # Kolen–Pollack's at the strongest decay
+    last = ds.alignment_angle.isel(epoch=-1).mean("seed")
+    assert float(last.sel(feedback="kolen-pollack:0.02")) < float(last.sel(feedback="fixed"))
+    cos = ds.gradient_cosine.sel(param="W_x_h1", feedback="tied")
+    assert float(cos.min()) > 0.99  # tied feedback: EP at small β is the gradient
+    assert (tmp_path / "feedback_learning.png").stat().st_size > 10_000
