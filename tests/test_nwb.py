@@ -60,6 +60,8 @@ def test_nwb_round_trip_gives_the_traces_spikes_and_trials_exactly(recorded, tmp
                                    np.tile([free_s, nudged_s, nudged_s], len(trials)))
         # states: the free phase from t = 0, the later phases from their first step
         series = nwb.processing["states"]["h1_state"]
+        assert series.unit == "dimensionless" and "columns: network/units_h1" in \
+            series.description
         h1 = traces.s.where(traces.layer == "h1", drop=True)
         dt = float(traces.attrs["dt_ms"]) / 1000
         stamps, rows = [], []

@@ -299,7 +299,7 @@ def export_nwb(run_dir, path, force: bool = False, spikes: bool = False) -> Path
                                ("rate", f"firing rate {attrs.get('activation')}(s)")):
             stamps, values = state_series(sel, layout, variable)
             states.add(TimeSeries(name=f"{pop}_{'state' if variable == 's' else 'rate'}",
-                                  data=values, timestamps=stamps, unit="n.a.",
+                                  data=values, timestamps=stamps, unit="dimensionless",
                                   description=f"{what} of population {pop} (dimensionless; "
                                               f"columns: network/units_{pop})",
                                   comments=f"{pop}: {sel.sizes['unit']} units"))

@@ -94,7 +94,7 @@ def _concat_epochs(directory: Path, per_epoch, chunks: bool):
     if not files:
         return None
     opened = [xr.open_dataset(f, engine=io.NETCDF_ENGINE, decode_timedelta=False,
-                              chunks={} if chunks else None) for f in files]
+                              chunks=-1 if chunks else None) for f in files]
     names = list(opened[0].data_vars) if per_epoch is None else \
         [name for name in per_epoch if name in opened[0]]
     # spike lists differ in length between epochs: "outer" pads them with NaN
