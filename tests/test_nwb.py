@@ -225,5 +225,16 @@ def test_the_readme_example_plots_a_unit_over_the_phases(recorded, tmp_path, mon
     ax = plt.gca()
     assert [t.get_text() for t in ax.get_legend().get_texts()] == \
         ["free", "nudged", "nudged_neg"]
-    assert len(ax.collections[-1].get_positions()) > 0  # the unit's spikes in trial 0
+    # the spikes drawn are those the recording holds for that unit in the first trial
+    first = open_run(recorded, chunks=False).traces.isel(epoch=0)
+    unit = int(np.flatnonzero((first.layer.values == "y")
+                              & (first["index"].values == int(first.label.values[0])))[0])
+    start = {"free": 0.0, "nudged": 0.050, "nudged_neg": 0.060}
+    mine = (first.spike_sample.values == first.sample.values[0]) & \
+        (first.spike_unit.values == unit)
+    want = sorted(start[str(p)] + t / 1000 for p, t in
+                  zip(first.spike_phase.values[mine], first.spike_time.values[mine]))
+    assert want  # the unit fired in that trial
+    np.testing.assert_allclose(np.sort(ax.collections[-1].get_positions()), want,
+                               atol=1e-12)
     plt.close("all")
