@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from cortex_ep import io
 
@@ -116,6 +117,8 @@ def test_local_learning_quick(tmp_path):
 
 
 def test_spiking_quick(tmp_path):
+    # its spike statistics are Elephant's: the optional extra .[nwb]
+    pytest.importorskip("elephant")
     proc = subprocess.run([sys.executable, str(ANALYSES / "spiking.py"), "--quick", "--out",
                            str(tmp_path)], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
