@@ -29,7 +29,7 @@ def network(learning_rates=(0.2, 0.1)):
 
 #: training digits per engine, chosen so that an epoch lasts about a second here:
 #: long enough to kill it in the middle
-TRAIN_SIZE = {"numpy": 1500, "torch": 3000, "rbp": 400, "backprop": 3000, "brian": 80}
+TRAIN_SIZE = {"numpy": 1500, "torch": 3000, "rbp": 400, "backprop": 12000, "brian": 80}
 EPOCHS = 3
 
 
@@ -40,7 +40,7 @@ def setup(tmp_path_factory):
     model.write_text(TINY_MODEL)
     data = root / "mnist"
     data.mkdir()
-    make_idx_dir(data, n_train=4000, n_test=50)
+    make_idx_dir(data, n_train=max(TRAIN_SIZE.values()), n_test=50)
     return root, str(model), str(data)
 
 
@@ -67,15 +67,18 @@ def _kill_after_the_first_epoch(argv, out):
                             start_new_session=True)
     deadline = time.monotonic() + 240
     try:
-        while _completed(out) < 1:
+        # the epoch's last file (weights.nc, after the checkpoint and history.nc): its
+        # appearance, checked without reading anything, starts epoch 2's training, in
+        # which the kill below falls (the writes at an epoch's end are not to be hit)
+        while not (out / "weights.nc").exists():
             if proc.poll() is not None:
                 raise AssertionError(f"the run ended early: {proc.stderr.read().decode()}")
             if time.monotonic() > deadline:
                 raise AssertionError("no checkpoint appeared within 240 s")
-            time.sleep(0.02)
-        first_epoch = float(io.read_dataset(out / "history.nc").seconds[0]) \
-            if (out / "history.nc").exists() else 0.5
-        time.sleep(0.3 * first_epoch)
+            time.sleep(0.005)
+        started = time.monotonic()
+        first_epoch = float(io.read_dataset(out / "history.nc").seconds[0])
+        time.sleep(max(0.0, started + 0.3 * first_epoch - time.monotonic()))
     finally:
         # the whole process group: Brian2's standalone binary too
         os.killpg(proc.pid, signal.SIGKILL)
