@@ -43,7 +43,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 from cortex_ep import io, sweeps
@@ -103,8 +102,7 @@ def feedback_cell(feedback: str, seed: int, *, split: str = "held-out", epochs: 
     import torch
 
     from cortex_ep import Relaxation, TrainConfig, data, train
-    from cortex_ep.gradients.alignment import GRADIENT_BETA, feedback_angle, update_cosines
-    from cortex_ep.learning.weights import params_from_weights
+    from cortex_ep.gradients.alignment import alignment_history
     from cortex_ep.model.estimators import Estimator
     from cortex_ep.recordings import run as results
 
@@ -125,19 +123,7 @@ def feedback_cell(feedback: str, seed: int, *, split: str = "held-out", epochs: 
                               record_epochs=range(0, epochs + 1), progress=False,
                               on_divergence="warn")
         run = results.open_run(tmp, chunks=False)  # no nested dask inside a dask worker
-        angles, cos = [], []
-        for epoch in range(epochs + 1):
-            W, b = params_from_weights(net, run.weight_history.sel(epoch=epoch))
-            angles.append(feedback_angle(net, W))
-            cos.append(update_cosines(net, W, b, x, d, PARAMS) if cosines
-                       else np.full(len(PARAMS), np.nan))
-    history = history.reindex(epoch=np.arange(epochs + 1))
-    history["alignment_angle"] = ("epoch", angles, {"units": "degree",
-                                                    "long_name": "angle between W and B"})
-    history["gradient_cosine"] = (("epoch", "param"), np.array(cos),
-                                  {"long_name": f"cosine of the one-sided EP update at "
-                                                f"β={GRADIENT_BETA} to the exact gradient"})
-    history = history.assign_coords(param=list(PARAMS))
+        history = alignment_history(net, history, run.weight_history, x, d, PARAMS, cosines)
     history.attrs = {"split": split, "learning_rates": " ".join(
         f"{p.lr:g}" for p in net.projections)}
     return history

@@ -66,20 +66,6 @@ def network(rule: str, feedback: str, model: str = "two_layer"):
     return net, module.TRAINING
 
 
-def alignment_angle(net, W) -> float:
-    """Angle in degrees between the forward and feedback matrices (NaN where tied)."""
-    from cortex_ep.gradients.alignment import feedback_angle
-
-    return feedback_angle(net, W)
-
-
-def gradient_cosines(net, W, b, x, d) -> np.ndarray:
-    """Cosine of the one-sided EP update at β = 0.01 to the exact gradient, per PARAMS."""
-    from cortex_ep.gradients.alignment import update_cosines
-
-    return update_cosines(net, W, b, x, d, PARAMS, GRADIENT_BETA)
-
-
 def local_cell(rule: str, feedback: str, seed: int, *, engine: str = "torch",
                epochs: int = 10, train_size: int | None = None,
                test_size: int | None = None, gradient_batch: int = 20) -> xr.Dataset:
@@ -88,7 +74,7 @@ def local_cell(rule: str, feedback: str, seed: int, *, engine: str = "torch",
     import torch
 
     from cortex_ep import Relaxation, TrainConfig, data, train
-    from cortex_ep.learning.weights import params_from_weights
+    from cortex_ep.gradients.alignment import alignment_history
     from cortex_ep.model.estimators import Estimator
     from cortex_ep.recordings import run as results
 
@@ -107,19 +93,9 @@ def local_cell(rule: str, feedback: str, seed: int, *, engine: str = "torch",
         history, _, _ = train(net, digits, config, out=Path(tmp), record=1,
                               record_epochs=range(0, epochs + 1), progress=False)
         run = results.open_run(tmp, chunks=False)  # no nested dask inside a dask worker
-        angles, cosines = [], []
-        for epoch in range(epochs + 1):
-            W, b = params_from_weights(net, run.weight_history.sel(epoch=epoch))
-            angles.append(alignment_angle(net, W))
-            cosines.append(gradient_cosines(net, W, b, x, d) if seed == 0
-                           else np.full(len(PARAMS), np.nan))
-    history = history.reindex(epoch=np.arange(epochs + 1))
-    history["alignment_angle"] = ("epoch", angles, {"units": "degree",
-                                                    "long_name": "angle between W and B"})
-    history["gradient_cosine"] = (("epoch", "param"), np.array(cosines),
-                                  {"long_name": f"cosine of the one-sided EP update at "
-                                                f"β={GRADIENT_BETA} to the exact gradient"})
-    history = history.assign_coords(param=list(PARAMS))
+        # the gradient cosines (implicit differentiation per epoch) for seed 0 only
+        history = alignment_history(net, history, run.weight_history, x, d, PARAMS,
+                                    cosines=seed == 0)
     history.attrs = {"engine": engine, "plasticity": rule, "feedback": feedback}
     return history
 

@@ -16,6 +16,7 @@ layout, so that tied feedback is ``B = W``):
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
 
 from ..model import energy
 from ..model.spec import Network
@@ -57,3 +58,40 @@ def update_cosines(net: Network, W: dict, b: dict, x, d, params,
     ds = gradcheck(net, x, d, W, b, [beta], ("one-sided",), precision="float64")
     cos = ds.cosine.isel(beta=0, estimator=0, repeat=0)
     return np.array([float(cos.sel(param=p)) if p in cos.param else np.nan for p in params])
+
+
+def alignment_history(net: Network, history: xr.Dataset, weight_history: xr.Dataset, x, d,
+                      params, cosines: bool = True) -> xr.Dataset:
+    """``history`` with both measures at every epoch of ``weight_history``.
+
+    Parameters
+    ----------
+    history : xr.Dataset over ``epoch``, a run's history (reindexed to the
+        recorded epochs; epoch 0, the initial weights, has no history row)
+    weight_history : xr.Dataset, the weights at each recorded epoch
+        (:attr:`cortex_ep.recordings.run.Run.weight_history`)
+    x, d : the batch of :func:`update_cosines`; params : its parameter labels
+    cosines : bool
+        ``False`` fills ``gradient_cosine`` with NaN (the angle alone is cheap).
+
+    Returns
+    -------
+    xr.Dataset with ``alignment_angle`` (epoch, degrees) and ``gradient_cosine``
+    (epoch, param) added.
+    """
+    from ..learning.weights import params_from_weights
+
+    epochs = weight_history.epoch.values
+    angles, cos = [], []
+    for epoch in epochs:
+        W, b = params_from_weights(net, weight_history.sel(epoch=epoch))
+        angles.append(feedback_angle(net, W))
+        cos.append(update_cosines(net, W, b, x, d, params) if cosines
+                   else np.full(len(params), np.nan))
+    history = history.reindex(epoch=epochs)
+    history["alignment_angle"] = ("epoch", angles, {"units": "degree",
+                                                    "long_name": "angle between W and B"})
+    history["gradient_cosine"] = (("epoch", "param"), np.array(cos),
+                                  {"long_name": f"cosine of the one-sided EP update at "
+                                                f"β={GRADIENT_BETA} to the exact gradient"})
+    return history.assign_coords(param=list(params))
