@@ -163,23 +163,25 @@ def state_series(traces, layout: dict, variable: str = "s"):
 
 def spike_times(traces, layout: dict) -> list:
     """Every unit's spike times on the file's clock (s), sorted, one array per unit."""
-    n_units = traces.sizes["unit"]
-    per_unit = [[] for _ in range(n_units)]
-    phase_index = {p: k for k, p in enumerate(layout["phases"])}
-    samples = list(traces.sample.values)
+    phase_start = {p: layout["phase_starts_s"][k] for k, p in enumerate(layout["phases"])}
+    sample_ids = np.asarray(traces.sample.values)
+    by_id = np.argsort(sample_ids)
+    units, clocks = [], []
     for e in range(traces.sizes["epoch"]):
         ep = traces.isel(epoch=e)
         t = np.asarray(ep.spike_time.values, float)
-        real = np.isfinite(t)
+        real = np.isfinite(t)  # recordings of several epochs pad their lists with NaN
         sample = np.asarray(ep.spike_sample.values)[real].astype(np.int64)
-        phase = np.asarray(ep.spike_phase.values)[real].astype(str)
-        unit = np.asarray(ep.spike_unit.values)[real].astype(np.int64)
-        row = np.array([samples.index(s) for s in sample], dtype=np.int64)
-        offset = np.array([layout["phase_starts_s"][phase_index[p]] for p in phase])
-        clock = layout["starts_s"][e, row] + offset + t[real] / 1000.0
-        for u, when in zip(unit, clock):
-            per_unit[u].append(when)
-    return [np.sort(np.asarray(v, float)) for v in per_unit]
+        names, which = np.unique(np.asarray(ep.spike_phase.values)[real].astype(str),
+                                 return_inverse=True)
+        row = by_id[np.searchsorted(sample_ids[by_id], sample)]
+        offset = np.array([phase_start[n] for n in names])[which]
+        clocks.append(layout["starts_s"][e, row] + offset + t[real] / 1000.0)
+        units.append(np.asarray(ep.spike_unit.values)[real].astype(np.int64))
+    unit, clock = np.concatenate(units), np.concatenate(clocks)
+    order = np.lexsort((clock, unit))
+    counts = np.bincount(unit, minlength=traces.sizes["unit"])
+    return np.split(clock[order], np.cumsum(counts)[:-1])
 
 
 def _predictions(traces, output: str) -> np.ndarray:
