@@ -19,8 +19,9 @@ thread policy (:mod:`cortex_ep.engines.twin.threads`), which the first line prin
 digits: integrate-and-fire units with the model's ``IF`` settings (1 kHz, dt
 0.5 ms, 100 ms free and two 100 ms nudged phases, symmetric β = 1, phase rule
 on spike counts), and Poisson units with the same phases and rule (reading
-spike traces), each in the twin at batch 20 and 100 and in Brian2 at batch 100,
-with the ratio Brian2 / twin per training sample.
+spike traces), each in the twin at batch 20 and 100 (and at 100 on one thread)
+and in Brian2 at batch 100, best of ``--repeats`` epochs each, with the ratio
+Brian2 / twin per training sample.
 
 Usage::
 
@@ -127,7 +128,15 @@ SPIKING_BATCHES = (20, 100)
 
 
 def spiking_rows(args):
-    """ms per training sample of spiking EP in the twin and in Brian2, and their ratio."""
+    """ms per training sample of spiking EP in the twin and in Brian2, and their ratio.
+
+    Every engine is timed over ``--repeats`` epochs after a first one (which
+    builds Brian2's binary and compiles the twin's kernel), the best kept.  The
+    twin runs under its thread policy, and at the larger batch once more on one
+    thread (``CORTEX_EP_THREADS=1``), Brian2 on one thread (its engine's setting).
+    """
+    import os
+
     model = load_model("two_layer")
     net = model.network(model.IF_LEARNING_RATES)
     training = model.IF_TRAINING
@@ -140,27 +149,41 @@ def spiking_rows(args):
     models = {"integrate-and-fire, counts": IntegrateAndFire(**model.IF),
               "Poisson, traces": Spiking(**model.IF, readout="trace")}
     print(threads.describe(max(SPIKING_BATCHES)) if args.device == "cpu" else args.device)
+    large = SPIKING_BATCHES[-1]
+    runs = [("torch", batch, None) for batch in SPIKING_BATCHES]
+    if args.device == "cpu":
+        runs.append(("torch", large, "1"))
+    runs.append(("brian", large, None))
     for label, spikes in models.items():
         timed = {}
-        runs = [("torch", batch) for batch in SPIKING_BATCHES] + [("brian", SPIKING_BATCHES[-1])]
-        for engine_name, batch in runs:
+        for engine_name, batch, forced in runs:
             config = TrainConfig(engine=engine_name, estimator=est, relaxation=Relaxation(),
                                  plasticity=training["plasticity"], spiking=spikes,
                                  device=args.device)
             engine = make_engine(net, config)
-            # Brian2 builds its binary in the first epoch: time the epochs after it
-            if engine_name == "brian":
+            before = os.environ.get(threads.ENV_VAR)
+            if forced:
+                os.environ[threads.ENV_VAR] = forced
+            try:
                 time_epoch(engine, W, b, x, d, signs, batch)
-            best = min(time_epoch(engine, W, b, x, d, signs, batch)
-                       for _ in range(args.repeats if engine_name == "torch" else 1))
-            timed[engine_name, batch] = 1e3 * best / n
-            name = "EP (torch)" if engine_name == "torch" else "EP (Brian2)"
-            print(f"{label:<28} {name:<12} batch {batch:>3} {timed[engine_name, batch]:7.3f} "
+                best = min(time_epoch(engine, W, b, x, d, signs, batch)
+                           for _ in range(args.repeats))
+            finally:
+                if forced:
+                    if before is None:
+                        del os.environ[threads.ENV_VAR]
+                    else:
+                        os.environ[threads.ENV_VAR] = before
+            name = ("EP (Brian2)" if engine_name == "brian"
+                    else "EP (torch, 1 thread)" if forced else "EP (torch)")
+            timed[name, batch] = 1e3 * best / n
+            print(f"{label:<28} {name:<20} batch {batch:>3} {timed[name, batch]:7.3f} "
                   f"ms/sample", flush=True)
-        brian = timed["brian", SPIKING_BATCHES[-1]]
-        for batch in SPIKING_BATCHES:
-            print(f"{label:<28} Brian2 / twin at batch {batch:>3}: "
-                  f"{brian / timed['torch', batch]:.1f}x")
+        brian = timed["EP (Brian2)", large]
+        for (name, batch), ms in timed.items():
+            if name != "EP (Brian2)":
+                print(f"{label:<28} Brian2 / {name[4:-1]} at batch {batch:>3}: "
+                      f"{brian / ms:.1f}x")
 
 
 if __name__ == "__main__":

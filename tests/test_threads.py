@@ -29,3 +29,19 @@ def test_threads_restored_after_the_block(monkeypatch):
     with threads.cpu_threads(20, "cpu"):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def test_compiled_spiking_phases_take_the_cores_others_leave(monkeypatch):
+    """Threads that meet once per phase: the override, else the cores minus the tasks
+    other than the caller that are runnable now (the load average would count the
+    caller's own work)."""
+    monkeypatch.setenv(threads.ENV_VAR, "3")
+    assert threads.sample_threads() == 3
+    monkeypatch.delenv(threads.ENV_VAR)
+    cores = __import__("os").cpu_count() or 1
+    for others, expected in ((0, cores), (cores - 1, 1), (cores + 5, 1)):
+        monkeypatch.setattr(threads, "_runnable_others", lambda n=others: n)
+        assert threads.sample_threads() == expected
+    monkeypatch.setattr(threads, "_runnable_others", lambda: None)  # no /proc/loadavg
+    assert 1 <= threads.sample_threads() <= cores
+    assert "for compiled spiking phases" in threads.describe(20)

@@ -3,6 +3,7 @@
 - :mod:`cortex_ep.engines.twin.relax` — tensors, the relaxation loop, to a step count or a tolerance
 - :mod:`cortex_ep.engines.twin.engine` — EP training with any estimator
 - :mod:`cortex_ep.engines.twin.spiking` — Poisson and integrate-and-fire units, batched
+- :mod:`cortex_ep.engines.twin.spike_kernel` — the compiled phase of integrate-and-fire units (C)
 - :mod:`cortex_ep.engines.twin.truth` — the exact gradient of C(s⁰): implicit differentiation and BPTT
 - :mod:`cortex_ep.engines.twin.backprop` — the backprop baselines (feedforward MLP, recurrent backprop)
 - :mod:`cortex_ep.engines.twin.threads` — the CPU thread policy for shared machines

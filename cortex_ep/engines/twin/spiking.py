@@ -43,6 +43,7 @@ from ...model.estimators import Estimator
 from ...model.neurons import Spiking
 from ...model.relaxation import Relaxation
 from ...model.spec import Network
+from . import spike_kernel, threads
 
 
 @dataclass
@@ -126,10 +127,21 @@ class SpikingNetwork:
         self.rows = {p.name: slice(int(a), int(e))
                      for p, a, e in zip(net.dynamic, ends[:-1], ends[1:])}
         self.size = int(ends[-1])
+        #: integrate-and-fire units without random numbers run a phase as one compiled
+        #: loop on the CPU (:mod:`~cortex_ep.engines.twin.spike_kernel`)
+        self.fusable = (self.integrate and self.hard and not self.membrane_noise
+                        and not relaxation.noise and not net.lateral)
 
     # -------------------------------------------------------------- state
+    def fused(self, like: torch.Tensor) -> bool:
+        """Whether phases with tensors like ``like`` run in the compiled loop."""
+        return (self.fusable and like.device.type == "cpu"
+                and spike_kernel.library() is not None)
+
     def _zero_state(self, batch: int, like: torch.Tensor) -> SpikingState:
         def zeros():
+            if self.fused(like):  # (N, batch) views of sample-major storage
+                return like.new_zeros((batch, self.size)).T
             return like.new_zeros((self.size, batch))
 
         return SpikingState(
@@ -264,6 +276,9 @@ class SpikingNetwork:
                window_at=None, recorder=None):
         if decay is None:
             decay = 1.0 - self.h
+        if recorder is None and self.fused(drive):
+            self._fused_phase(st, steps, couplings, drive, decay, at_end, window_at)
+            return
         for step in range(steps):
             spikes = self._step(st, drive, nudge, decay, step == window_at)
             if recorder is not None:
@@ -271,6 +286,39 @@ class SpikingNetwork:
             if step == steps - 1 and at_end is not None:
                 at_end(st)
             self._propagate(st, spikes, couplings)
+
+    @staticmethod
+    def _pathways(couplings: list):
+        """The couplings as :mod:`~cortex_ep.engines.twin.spike_kernel` takes them:
+        ``(K, 5)`` rows and every ``(N_pre, N_post)`` block in one array."""
+        rows, blocks, offset = [], [], 0
+        for pre, post, matrix in couplings:
+            block = matrix.T.contiguous().reshape(-1)
+            rows.append((pre.start, pre.stop, post.start, post.stop, offset))
+            blocks.append(block)
+            offset += block.numel()
+        return np.asarray(rows, dtype=np.int64).reshape(-1, 5), torch.cat(blocks).numpy()
+
+    def _fused_phase(self, st, steps, couplings, drive, decay, at_end, window_at):
+        if isinstance(decay, float):
+            decay = torch.full_like(drive, decay)
+        state = {name: (None if getattr(st, attr) is None else getattr(st, attr).T.numpy())
+                 for name, attr in (("s", "s"), ("current", "current"),
+                                    ("membrane", "membrane"), ("count", "count"),
+                                    ("trace", "trace"), ("left", "refractory"),
+                                    ("fired", "fired"))}
+        pathways, weights = self._pathways(couplings)
+        spike_kernel.phase(
+            state, drive.T.contiguous().numpy(), decay.T.contiguous().numpy(), pathways,
+            weights, h=self.h, current_decay=self.current_decay, trace_decay=self.trace_decay,
+            trace_jump=self.spikes.trace_jump, membrane_drive=self.threshold * self.per_step,
+            leak=self.net.dt / self.spikes.tau_m_ms if self.leaky else 0.0,
+            refractory_steps=self.refractory_steps, threshold=self.threshold, steps=steps,
+            window_at=window_at, propagate_last=at_end is None,
+            threads=threads.sample_threads())
+        if at_end is not None:
+            at_end(st)
+            spike_kernel.propagate(state["current"], state["fired"], pathways, weights)
 
     def _nudged(self, drive, d, beta):
         """Drive, nudge and decay of a phase nudged at ``beta`` (batch,) toward ``d``."""

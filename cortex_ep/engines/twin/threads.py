@@ -17,6 +17,12 @@ factor of 20 with more, so the policy is:
   first imported through cortex_ep): 2 threads then took 2.6–3.6 s.
 
 Only CPU runs are affected; the torch default is restored after each call.
+
+The compiled phase of integrate-and-fire units
+(:mod:`cortex_ep.engines.twin.spike_kernel`) is another matter: its threads
+each run whole samples through a whole phase and meet once at its end, so no
+thread waits for another at every step.  It takes the cores the load leaves
+idle at any batch size (:func:`sample_threads`).
 """
 
 from __future__ import annotations
@@ -31,23 +37,59 @@ MIN_BATCH_FOR_THREADS = 256
 
 def policy_threads(batch_size: int) -> int:
     """Threads for a CPU epoch at ``batch_size`` under the policy."""
-    forced = os.environ.get(ENV_VAR)
+    forced = _forced()
     if forced:
-        try:
-            n = int(forced)
-        except ValueError:
-            raise ValueError(f"{ENV_VAR}={forced!r}: give a number of threads >= 1") from None
-        if n < 1:
-            raise ValueError(f"{ENV_VAR}={forced!r}: give a number of threads >= 1")
-        return n
+        return forced
     if batch_size < MIN_BATCH_FOR_THREADS:
         return 1
+    return _idle_cores()
+
+
+def _forced():
+    forced = os.environ.get(ENV_VAR)
+    if not forced:
+        return None
+    try:
+        n = int(forced)
+    except ValueError:
+        raise ValueError(f"{ENV_VAR}={forced!r}: give a number of threads >= 1") from None
+    if n < 1:
+        raise ValueError(f"{ENV_VAR}={forced!r}: give a number of threads >= 1")
+    return n
+
+
+def _idle_cores() -> int:
     cores = os.cpu_count() or 1
     try:
         busy = os.getloadavg()[0]
     except OSError:  # no load average on this platform
         busy = 0.0
     return max(1, min(cores, int(cores - busy + 0.5)))
+
+
+def _runnable_others() -> int | None:
+    """Processes and threads that want a core right now besides the caller (Linux)."""
+    try:
+        with open("/proc/loadavg") as f:
+            return max(0, int(f.read().split()[3].split("/")[0]) - 1)
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def sample_threads() -> int:
+    """Threads for work whose samples run apart for a whole phase: ``CORTEX_EP_THREADS``,
+    else the cores that other runnable tasks leave free now (at least one).
+
+    The load average would count this process's own work: a run alone on the
+    machine would see one core busy and take one thread.
+    """
+    forced = _forced()
+    if forced:
+        return forced
+    others = _runnable_others()
+    if others is None:
+        return _idle_cores()
+    return max(1, (os.cpu_count() or 1) - others)
 
 
 def describe(batch_size: int) -> str:
@@ -57,7 +99,8 @@ def describe(batch_size: int) -> str:
     else:
         rule = (f"1 thread below batch {MIN_BATCH_FOR_THREADS}, else the idle cores "
                 f"({os.cpu_count()} cores, 1-min load {os.getloadavg()[0]:.1f})")
-    return f"torch twin CPU threads: {policy_threads(batch_size)} at batch {batch_size} ({rule})"
+    return (f"torch twin CPU threads: {policy_threads(batch_size)} at batch {batch_size}, "
+            f"{sample_threads()} for compiled spiking phases ({rule})")
 
 
 @contextmanager
