@@ -19,7 +19,7 @@ typedef struct {
 #define REAL float
 #define NAME(x) x##_f32
 #define SINGLE 1
-#include __FILE__
+#include "spike_kernel.c"
 #undef REAL
 #undef NAME
 #undef SINGLE
@@ -27,7 +27,7 @@ typedef struct {
 #define REAL double
 #define NAME(x) x##_f64
 #define SINGLE 0
-#include __FILE__
+#include "spike_kernel.c"
 #undef REAL
 #undef NAME
 #undef SINGLE
@@ -42,7 +42,6 @@ typedef struct {
 #define LOAD(m, p) _mm512_maskz_loadu_ps(m, p)
 #define STORE(p, m, v) _mm512_mask_storeu_ps(p, m, v)
 #define ADD(a, b) _mm512_add_ps(a, b)
-#define SUB(a, b) _mm512_sub_ps(a, b)
 #define MUL(a, b) _mm512_mul_ps(a, b)
 #define MAX(a, b) _mm512_max_ps(a, b)
 #define MIN(a, b) _mm512_min_ps(a, b)
@@ -58,7 +57,6 @@ typedef struct {
 #define LOAD(m, p) _mm512_maskz_loadu_pd(m, p)
 #define STORE(p, m, v) _mm512_mask_storeu_pd(p, m, v)
 #define ADD(a, b) _mm512_add_pd(a, b)
-#define SUB(a, b) _mm512_sub_pd(a, b)
 #define MUL(a, b) _mm512_mul_pd(a, b)
 #define MAX(a, b) _mm512_max_pd(a, b)
 #define MIN(a, b) _mm512_min_pd(a, b)
@@ -70,7 +68,6 @@ typedef struct {
 #endif
 #endif
 
-
 /* The indices of the units of pre[0:n] that fired, into idx (room for n + 16). */
 static int64_t NAME(spiking_units)(const REAL *restrict pre, int64_t n, int32_t *restrict idx)
 {
@@ -78,7 +75,8 @@ static int64_t NAME(spiking_units)(const REAL *restrict pre, int64_t n, int32_t 
 #ifdef COMPRESS
     /* a mask of the units that fired, and their indices packed to the front of a
      * vector: no branch per unit, where a branch per spike costs a misprediction */
-    if (sizeof(REAL) == 4) {
+#if SINGLE
+    {
         __m512i ids = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         const __m512i step = _mm512_set1_epi32(16);
         for (; j < n; j += 16) {
@@ -86,26 +84,29 @@ static int64_t NAME(spiking_units)(const REAL *restrict pre, int64_t n, int32_t 
             const __mmask16 valid = n - j >= 16 ? (__mmask16)0xFFFF
                                                 : (__mmask16)((1u << (n - j)) - 1);
             __mmask16 k = _mm512_mask_cmp_ps_mask(
-                valid, _mm512_maskz_loadu_ps(valid, (const float *)pre + j),
+                valid, _mm512_maskz_loadu_ps(valid, pre + j),
                 _mm512_setzero_ps(), _CMP_NEQ_UQ);
             _mm512_storeu_si512((void *)(idx + m), _mm512_maskz_compress_epi32(k, ids));
             m += __builtin_popcount((unsigned)k);
             ids = _mm512_add_epi32(ids, step);
         }
-    } else {
+    }
+#else
+    {
         __m256i ids = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         const __m256i step = _mm256_set1_epi32(8);
         for (; j < n; j += 8) {
             const __mmask8 valid = n - j >= 8 ? (__mmask8)0xFF
                                               : (__mmask8)((1u << (n - j)) - 1);
             __mmask8 k = _mm512_mask_cmp_pd_mask(
-                valid, _mm512_maskz_loadu_pd(valid, (const double *)pre + j),
+                valid, _mm512_maskz_loadu_pd(valid, pre + j),
                 _mm512_setzero_pd(), _CMP_NEQ_UQ);
             _mm256_storeu_si256((__m256i *)(idx + m), _mm256_maskz_compress_epi32(k, ids));
             m += __builtin_popcount((unsigned)k);
             ids = _mm256_add_epi32(ids, step);
         }
     }
+#endif
 #else
     for (; j < n; j++) {
         idx[m] = (int32_t)j;
@@ -292,7 +293,6 @@ void NAME(phase)(int64_t batch, int64_t n, REAL *s, REAL *current, REAL *membran
 #undef LOAD
 #undef STORE
 #undef ADD
-#undef SUB
 #undef MUL
 #undef MAX
 #undef MIN

@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-SOURCE = Path(__file__).with_name("spike_kernel.c")
+SOURCE = Path(__file__).resolve().with_name("spike_kernel.c")
 #: ``-ffp-contract=off``: the same roundings as numpy, torch and Brian2's numpy target
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-std=c11", "-fPIC", "-shared")
 ENV_DIR = "CORTEX_EP_KERNEL_DIR"
