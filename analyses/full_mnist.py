@@ -139,7 +139,7 @@ def figure(groups, path: Path) -> None:
     networks = sorted({dict(k)["network"] for k in shown}, key=len)
     methods = sorted({dict(k)["method"] for k in shown})
     colours = dict(zip(methods, plt.get_cmap("tab10").colors))
-    fig, axes = plt.subplots(1, len(networks), figsize=(5.5 * len(networks), 4.5),
+    fig, axes = plt.subplots(1, len(networks), figsize=(5.5 * len(networks), 5.5),
                              sharey=True, squeeze=False)
     for ax, network in zip(axes[0], networks):
         for key, runs in sorted(shown.items(), key=_order):
@@ -159,7 +159,8 @@ def figure(groups, path: Path) -> None:
         ax.set_xlabel("epoch")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        # below the panel: inside it the labels hid the first epochs' curves
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     axes[0, 0].set_ylabel("test accuracy (%), 10,000 test digits")
     axes[0, 0].set_ylim(97.0, 99.1)
     fig.suptitle("Full MNIST, test accuracy per epoch (solid: random shifts of the "
