@@ -131,6 +131,7 @@ class SpikingNetwork:
         #: loop on the CPU (:mod:`~cortex_ep.engines.twin.spike_kernel`)
         self.fusable = (self.integrate and self.hard and not self.membrane_noise
                         and not relaxation.noise and not net.lateral)
+        self._converted = None  # (couplings, pathways, weights) of the last compiled phase
 
     # -------------------------------------------------------------- state
     def fused(self, like: torch.Tensor) -> bool:
@@ -307,7 +308,10 @@ class SpikingNetwork:
                                     ("membrane", "membrane"), ("count", "count"),
                                     ("trace", "trace"), ("left", "refractory"),
                                     ("fired", "fired"))}
-        pathways, weights = self._pathways(couplings)
+        # the phases of a batch share their couplings: one conversion serves them all
+        if self._converted is None or self._converted[0] is not couplings:
+            self._converted = (couplings, *self._pathways(couplings))
+        pathways, weights = self._converted[1:]
         spike_kernel.phase(
             state, drive.T.contiguous().numpy(), decay.T.contiguous().numpy(), pathways,
             weights, h=self.h, current_decay=self.current_decay, trace_decay=self.trace_decay,
