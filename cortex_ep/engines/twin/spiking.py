@@ -23,6 +23,10 @@ the two round differently (the tests report the first step where spikes
 differ).  Poisson spikes and noise come from the twin's own generator, so
 those runs agree in distribution.
 
+On the CPU, integrate-and-fire units without noise run a whole phase as one
+compiled loop per sample instead (:mod:`cortex_ep.engines.twin.spike_kernel`):
+the same steps, with each spike's weights added row by row as Brian2 does.
+
 Every state is one unit-major tensor ``(N, batch)`` over the units of all dynamic
 populations, one after the other: a step is then a handful of tensor operations
 whatever the number of populations, a population is a block of rows, and the

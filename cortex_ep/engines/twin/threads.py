@@ -21,8 +21,9 @@ Only CPU runs are affected; the torch default is restored after each call.
 The compiled phase of integrate-and-fire units
 (:mod:`cortex_ep.engines.twin.spike_kernel`) is another matter: its threads
 each run whole samples through a whole phase and meet once at its end, so no
-thread waits for another at every step.  It takes the cores the load leaves
-idle at any batch size (:func:`sample_threads`).
+thread waits for another at every step.  It takes, at any batch size, the
+cores that other runnable tasks leave free when a phase starts
+(:func:`sample_threads`).
 """
 
 from __future__ import annotations
