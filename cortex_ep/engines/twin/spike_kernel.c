@@ -7,7 +7,7 @@
 
 #include <stdint.h>
 #include <string.h>
-#if defined(__AVX512F__) && defined(__AVX512VL__)
+#if defined(__AVX512F__)
 #include <immintrin.h>
 #define COMPRESS 1
 #endif
@@ -50,6 +50,8 @@ typedef struct {
 #define MASK_SUB(a, m, b, c) _mm512_mask_sub_ps(a, m, b, c)
 #define MASK_ADD(a, m, b, c) _mm512_mask_add_ps(a, m, b, c)
 #define ONES_AT(m, one) _mm512_maskz_mov_ps(m, one)
+#define NONZERO(m, p) \
+    _mm512_mask_cmp_ps_mask(m, _mm512_maskz_loadu_ps(m, p), _mm512_setzero_ps(), _CMP_NEQ_UQ)
 #else
 #define LANES 8
 #define VEC __m512d
@@ -65,7 +67,11 @@ typedef struct {
 #define MASK_SUB(a, m, b, c) _mm512_mask_sub_pd(a, m, b, c)
 #define MASK_ADD(a, m, b, c) _mm512_mask_add_pd(a, m, b, c)
 #define ONES_AT(m, one) _mm512_maskz_mov_pd(m, one)
+#define NONZERO(m, p) \
+    _mm512_mask_cmp_pd_mask(m, _mm512_maskz_loadu_pd(m, p), _mm512_setzero_pd(), _CMP_NEQ_UQ)
 #endif
+/* the lanes of a block that holds `left` more elements: all, or the first `left` */
+#define FIRST(left) ((left) >= LANES ? (MASK)-1 : (MASK)((1u << (left)) - 1))
 #endif
 
 /* The indices of the units of pre[0:n] that fired, into idx (room for n + 16). */
@@ -74,39 +80,17 @@ static int64_t NAME(spiking_units)(const REAL *restrict pre, int64_t n, int32_t 
     int64_t m = 0, j = 0;
 #ifdef COMPRESS
     /* a mask of the units that fired, and their indices packed to the front of a
-     * vector: no branch per unit, where a branch per spike costs a misprediction */
-#if SINGLE
-    {
-        __m512i ids = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        const __m512i step = _mm512_set1_epi32(16);
-        for (; j < n; j += 16) {
-            /* the last block reads only the units that exist */
-            const __mmask16 valid = n - j >= 16 ? (__mmask16)0xFFFF
-                                                : (__mmask16)((1u << (n - j)) - 1);
-            __mmask16 k = _mm512_mask_cmp_ps_mask(
-                valid, _mm512_maskz_loadu_ps(valid, pre + j),
-                _mm512_setzero_ps(), _CMP_NEQ_UQ);
-            _mm512_storeu_si512((void *)(idx + m), _mm512_maskz_compress_epi32(k, ids));
-            m += __builtin_popcount((unsigned)k);
-            ids = _mm512_add_epi32(ids, step);
-        }
+     * vector: no branch per unit, where a branch per spike costs a misprediction
+     * (doubles: 8 lanes, the mask's upper half 0) */
+    __m512i ids = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i step = _mm512_set1_epi32(LANES);
+    for (; j < n; j += LANES) {
+        const MASK valid = FIRST(n - j);  /* the last block reads only units that exist */
+        const MASK k = NONZERO(valid, pre + j);
+        _mm512_storeu_si512((void *)(idx + m), _mm512_maskz_compress_epi32((__mmask16)k, ids));
+        m += __builtin_popcount((unsigned)k);
+        ids = _mm512_add_epi32(ids, step);
     }
-#else
-    {
-        __m256i ids = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        const __m256i step = _mm256_set1_epi32(8);
-        for (; j < n; j += 8) {
-            const __mmask8 valid = n - j >= 8 ? (__mmask8)0xFF
-                                              : (__mmask8)((1u << (n - j)) - 1);
-            __mmask8 k = _mm512_mask_cmp_pd_mask(
-                valid, _mm512_maskz_loadu_pd(valid, pre + j),
-                _mm512_setzero_pd(), _CMP_NEQ_UQ);
-            _mm256_storeu_si256((__m256i *)(idx + m), _mm256_maskz_compress_epi32(k, ids));
-            m += __builtin_popcount((unsigned)k);
-            ids = _mm256_add_epi32(ids, step);
-        }
-    }
-#endif
 #else
     for (; j < n; j++) {
         idx[m] = (int32_t)j;
@@ -133,8 +117,7 @@ static void NAME(propagate_sample)(REAL *restrict current, const REAL *restrict 
 #ifdef COMPRESS
         /* a vector of currents stays in a register while every spike adds to it */
         for (int64_t c = 0; c < n_post; c += LANES) {
-            const MASK lanes = n_post - c >= LANES ? (MASK)-1
-                                                   : (MASK)((1u << (n_post - c)) - 1);
+            const MASK lanes = FIRST(n_post - c);
             VEC sum = LOAD(lanes, post + c);
             for (int64_t q = 0; q < m; q++)
                 sum = ADD(sum, LOAD(lanes, block + (int64_t)idx[q] * n_post + c));
@@ -160,7 +143,7 @@ void NAME(propagate)(int64_t batch, int64_t n, REAL *current, const REAL *fired,
                                (const pathway *)pathways, weights, idx);
 }
 
-/* Steps 1-2 of one sample without leak or refractoriness. */
+/* Steps 1-3 of one sample without leak or refractoriness. */
 static void NAME(advance_plain)(int64_t n, REAL *restrict s, REAL *restrict current,
                                 REAL *restrict membrane, REAL *restrict fired,
                                 REAL *restrict count, const REAL *restrict drive,
@@ -173,7 +156,7 @@ static void NAME(advance_plain)(int64_t n, REAL *restrict s, REAL *restrict curr
     const VEC h_ = SET1(h), decay_c = SET1(current_decay), drive_v = SET1(membrane_drive);
     const VEC theta = SET1(threshold), zero = SET1(0), one = SET1(1);
     for (int64_t i = 0; i < n; i += LANES) {
-        const MASK in = n - i >= LANES ? (MASK)-1 : (MASK)((1u << (n - i)) - 1);
+        const MASK in = FIRST(n - i);
         const VEC old = LOAD(in, s + i), c = LOAD(in, current + i);
         VEC next = ADD(LOAD(in, drive + i), MUL(h_, c));
         next = ADD(next, MUL(LOAD(in, decay + i), old));
@@ -208,12 +191,13 @@ static void NAME(advance_plain)(int64_t n, REAL *restrict s, REAL *restrict curr
 #endif
 }
 
-/* Steps 1-2 of one sample with leak and refractoriness. */
+/* Steps 1-3 of one sample with leak and refractoriness. */
 static void NAME(advance)(int64_t n, REAL *restrict s, REAL *restrict current,
                           REAL *restrict membrane, REAL *restrict left, REAL *restrict fired,
-                          REAL *restrict count, const REAL *restrict drive, const REAL *restrict decay, REAL h,
-                          REAL current_decay, REAL membrane_drive, REAL leak,
-                          REAL refractory_steps, REAL threshold)
+                          REAL *restrict count, const REAL *restrict drive,
+                          const REAL *restrict decay, REAL h, REAL current_decay,
+                          REAL membrane_drive, REAL leak, REAL refractory_steps,
+                          REAL threshold)
 {
     for (int64_t i = 0; i < n; i++) {
         const REAL old = s[i];
@@ -301,6 +285,8 @@ void NAME(phase)(int64_t batch, int64_t n, REAL *s, REAL *current, REAL *membran
 #undef MASK_SUB
 #undef MASK_ADD
 #undef ONES_AT
+#undef NONZERO
+#undef FIRST
 #endif
 
 #endif

@@ -66,14 +66,18 @@ def _cache_dir() -> Path:
 
 
 def _processor() -> str:
+    """The processor's model and instruction sets: a build for one is not run on another
+    (a virtual machine may hide AVX-512 from a processor that has it)."""
+    found = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith(("model name", "flags")):
-                    return line
+                key = line.split(":")[0].strip()
+                if key in ("model name", "flags") and key not in found:
+                    found[key] = line
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return "".join(found.values()) or platform.processor() or platform.machine()
 
 
 def _compiler_version(compiler: str) -> str:
